@@ -1,0 +1,110 @@
+"""`parley serve | worker | migrate | client`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from parley.db.migrate import upgrade_to_head
+    from parley.settings import get_settings
+
+    settings = get_settings()
+    settings.signing_key()  # generate the local secret once, before workers fork
+    if settings.auto_migrate:
+        upgrade_to_head(settings.database_url)
+    uvicorn.run(
+        "parley.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=args.graceful_timeout,
+        ws_ping_interval=settings.ws_heartbeat_seconds,
+        ws_ping_timeout=settings.ws_heartbeat_seconds,
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from parley.db.migrate import upgrade_to_head
+    from parley.settings import get_settings
+
+    upgrade_to_head(get_settings().database_url)
+    print("database is at the newest migration")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from parley.jobs.worker import run_worker
+
+    return run_worker(concurrency=args.concurrency, queues=args.queues)
+
+
+def _client(args: argparse.Namespace) -> int:
+    from parley.client.main import main as client_main
+
+    return client_main(args.client_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `parley` command."""
+    parser = argparse.ArgumentParser(prog="parley", description="Parley chat server")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve HTTP and WebSocket")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes")
+    serve.add_argument(
+        "--graceful-timeout",
+        type=int,
+        default=20,
+        help="seconds open requests get to finish on shutdown",
+    )
+    serve.set_defaults(func=_serve)
+
+    worker = commands.add_parser("worker", help="run a background-job worker")
+    worker.add_argument("--concurrency", type=int, default=None)
+    worker.add_argument("--queues", default=None, help="comma-separated queue names")
+    worker.set_defaults(func=_worker)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(func=_migrate)
+
+    client = commands.add_parser("client", help="terminal client", add_help=False)
+    client.add_argument("client_args", nargs=argparse.REMAINDER)
+    client.set_defaults(func=_client)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `parley` console script."""
+    from parley.settings import UnsafeSettingsError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["client"]:
+        # The client parses its own options (argparse's REMAINDER refuses a leading option).
+        from parley.client.main import main as client_main
+
+        return client_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UnsafeSettingsError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

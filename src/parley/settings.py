@@ -1,0 +1,128 @@
+"""Settings: one pydantic-settings class read from the environment or a `.env` file."""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = Path(".parley-secret")
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./parley.db"
+
+
+class UnsafeSettingsError(RuntimeError):
+    """Raised when production settings would be unsafe to run with."""
+
+
+class Settings(BaseSettings):
+    """Every knob Parley reads, each from `PARLEY_<NAME>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PARLEY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    broker_url: str | None = None
+    secret_key: str | None = Field(default=None, repr=False)
+    auto_migrate: bool = True
+    fetch_allow_private: bool = False
+    root_path: str = ""
+    debug: bool = False
+    cors_origins: str = ""
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    session_ttl_seconds: int = 14 * 24 * 3600
+    jwt_issuer: str = "parley"
+    session_cookie_name: str = "parley_session"
+    cookie_secure: bool | None = None
+
+    event_log_max_events: int = 1000
+    event_log_max_age_seconds: int = 3600
+    ws_send_queue_size: int = 256
+    ws_heartbeat_seconds: float = 20.0
+    worker_concurrency: int = 4
+
+    # Background jobs (parley.jobs). Queue names get the prefix, so that several
+    # installations (or test runs) can share one broker.
+    job_queue_prefix: str = ""
+    job_time_limit_seconds: int = Field(default=60, ge=20)
+    job_max_attempts: int = Field(default=5, ge=1)
+    job_retry_backoff_seconds: float = Field(default=2.0, gt=0)
+    job_retry_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    job_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    page_cache_seconds: int = Field(default=3600, ge=0)
+    broker_visibility_timeout_seconds: int = Field(default=300, ge=30)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.env == "production":
+            if not self.secret_key:
+                raise UnsafeSettingsError(
+                    "PARLEY_SECRET_KEY must be set when PARLEY_ENV=production"
+                )
+            if len(self.secret_key) < 32:
+                raise UnsafeSettingsError(
+                    "PARLEY_SECRET_KEY must be at least 32 characters in production"
+                )
+            if self.debug:
+                raise UnsafeSettingsError("PARLEY_DEBUG must be false in production")
+        return self
+
+    @property
+    def services_mode(self) -> bool:
+        """True when Redis is configured: pub/sub, event log and broker are external."""
+        return self.redis_url is not None
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The Celery broker: explicit, else Redis, else the in-process memory broker."""
+        return self.broker_url or self.redis_url or "memory://"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether the session cookie carries the Secure flag."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.env == "production"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """Allowed CORS origins, from the comma-separated setting."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def signing_key(self) -> str:
+        """The token-signing secret; generated once into a local file in development."""
+        if self.secret_key:
+            return self.secret_key
+        self.secret_key = _local_secret()
+        return self.secret_key
+
+
+def _local_secret() -> str:
+    if SECRET_KEY_FILE.exists():
+        return SECRET_KEY_FILE.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    SECRET_KEY_FILE.write_text(key + "\n")
+    SECRET_KEY_FILE.chmod(0o600)
+    warnings.warn(
+        f"PARLEY_SECRET_KEY is not set; generated one in {SECRET_KEY_FILE.resolve()}",
+        stacklevel=2,
+    )
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
