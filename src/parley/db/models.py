@@ -1,0 +1,8 @@
+"""Imports every model module so that `Base.metadata` knows all tables (Alembic, tests)."""
+
+from parley.auth import models as auth_models
+from parley.chats import models as chat_models
+from parley.db.base import Base
+from parley.jobs import models as job_models
+
+__all__ = ["Base", "auth_models", "chat_models", "job_models"]
