@@ -1,0 +1,45 @@
+"""FastAPI dependencies for the lifespan resources, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from parley.realtime.bus import Bus
+from parley.resources import Resources
+from parley.settings import Settings
+
+
+async def get_resources(conn: HTTPConnection) -> Resources:  # async: no thread-pool hop
+    """The resources opened by the app's lifespan."""
+    resources: Resources = conn.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_settings_dep(resources: ResourcesDep) -> Settings:
+    """The app's settings."""
+    return resources.settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A database session for one request."""
+    resources: Resources = request.app.state.resources
+    async with resources.db.session() as session:
+        yield session
+
+
+async def get_bus(resources: ResourcesDep) -> Bus:
+    """The event bus."""
+    return resources.bus
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+BusDep = Annotated[Bus, Depends(get_bus)]
