@@ -1,0 +1,70 @@
+"""Who is calling: bearer token or browser session cookie (with CSRF on writes)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from parley.auth import service, tokens
+from parley.auth.models import User
+from parley.common.errors import Forbidden, Unauthorized
+from parley.deps import SessionDep
+from parley.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+async def user_from_access_token(session: AsyncSession, settings: Settings, token: str) -> User:
+    """The user an access token belongs to; Unauthorized if it is invalid or they are gone."""
+    try:
+        user_id = tokens.decode_access_token(
+            token, key=settings.signing_key(), issuer=settings.jwt_issuer
+        )
+    except tokens.InvalidTokenError as exc:
+        raise Unauthorized("invalid or expired token") from exc
+    user = await session.get(User, user_id)
+    if user is None:
+        raise Unauthorized("invalid or expired token")
+    return user
+
+
+async def user_from_connection(
+    conn: HTTPConnection, session: AsyncSession, *, token: str | None, check_csrf: bool
+) -> User:
+    """Authenticate a request or WebSocket by bearer token, else by session cookie."""
+    settings: Settings = conn.app.state.resources.settings
+    if token:
+        return await user_from_access_token(session, settings, token)
+    cookie = conn.cookies.get(settings.session_cookie_name)
+    if cookie:
+        browser_session = await service.find_browser_session(session, cookie)
+        if browser_session is not None:
+            if check_csrf and not service.csrf_matches(
+                browser_session, conn.headers.get(CSRF_HEADER)
+            ):
+                raise Forbidden("missing or wrong X-CSRF-Token header")
+            user = await session.get(User, browser_session.user_id)
+            if user is not None:
+                return user
+    raise Unauthorized("not authenticated")
+
+
+async def get_current_user(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    """The authenticated caller."""
+    return await user_from_connection(
+        request, session, token=token, check_csrf=request.method not in SAFE_METHODS
+    )
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -1,0 +1,31 @@
+"""Password hashing with Argon2id, and a dummy check for unknown users."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+
+@lru_cache
+def _hasher() -> PasswordHasher:
+    return PasswordHasher()
+
+
+@lru_cache
+def _dummy_hash() -> str:
+    return _hasher().hash("parley-dummy-password-for-timing")
+
+
+def hash_password(password: str) -> str:
+    """An Argon2id hash of `password`, salted."""
+    return _hasher().hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    """True when `password` matches. With no hash (unknown user) it still spends the same time."""
+    try:
+        return _hasher().verify(password_hash or _dummy_hash(), password) and bool(password_hash)
+    except (VerificationError, InvalidHashError):
+        return False

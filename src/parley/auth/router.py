@@ -1,0 +1,154 @@
+"""Routes under /auth and /users."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request, Response, status
+
+from parley.auth import service
+from parley.auth.deps import CurrentUser
+from parley.auth.schemas import (
+    OtpCodeIn,
+    OtpSetupOut,
+    RefreshIn,
+    RegisterIn,
+    SessionOut,
+    TokenOut,
+    UserOut,
+)
+from parley.common.cursor import decode_cursor, encode_cursor
+from parley.common.schemas import Page
+from parley.deps import ResourcesDep, SessionDep, SettingsDep
+
+router = APIRouter(tags=["auth"])
+
+FormUsername = Annotated[str, Form(min_length=1, max_length=64)]
+FormPassword = Annotated[str, Form(min_length=1, max_length=256)]
+FormOtp = Annotated[str | None, Form(max_length=16)]
+
+
+def _token_out(pair: service.TokenPair) -> TokenOut:
+    return TokenOut(
+        access_token=pair.access_token,
+        expires_in=pair.expires_in,
+        refresh_token=pair.refresh_token,
+    )
+
+
+@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
+async def register(body: RegisterIn, session: SessionDep) -> UserOut:
+    """Create an account."""
+    user = await service.register(
+        session, username=body.username, password=body.password, display_name=body.display_name
+    )
+    return UserOut.model_validate(user)
+
+
+@router.post("/auth/token")
+async def token(
+    session: SessionDep,
+    settings: SettingsDep,
+    username: FormUsername,
+    password: FormPassword,
+    otp: FormOtp = None,
+) -> TokenOut:
+    """OAuth2 password grant: an access token and a refresh token."""
+    user = await service.authenticate(session, username=username, password=password, otp_code=otp)
+    return _token_out(await service.issue_tokens(session, user.id, settings))
+
+
+@router.post("/auth/refresh")
+async def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokenOut:
+    """Trade a refresh token for a new pair; the old one dies."""
+    return _token_out(await service.rotate_refresh_token(session, body.refresh_token, settings))
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshIn, session: SessionDep) -> None:
+    """Revoke a refresh token."""
+    await service.revoke_refresh_token(session, body.refresh_token)
+
+
+@router.post("/auth/otp/setup")
+async def otp_setup(user: CurrentUser, session: SessionDep) -> OtpSetupOut:
+    """A new TOTP secret to scan; two-factor turns on only after `/auth/otp/enable`."""
+    secret, uri = await service.begin_otp_setup(session, user)
+    return OtpSetupOut(secret=secret, otpauth_uri=uri)
+
+
+@router.post("/auth/otp/enable", status_code=status.HTTP_204_NO_CONTENT)
+async def otp_enable(body: OtpCodeIn, user: CurrentUser, session: SessionDep) -> None:
+    """Turn on two-factor login with a code from the authenticator."""
+    await service.enable_otp(session, user, body.code)
+
+
+@router.post("/auth/otp/disable", status_code=status.HTTP_204_NO_CONTENT)
+async def otp_disable(body: OtpCodeIn, user: CurrentUser, session: SessionDep) -> None:
+    """Turn off two-factor login; needs a current code."""
+    await service.disable_otp(session, user, body.code)
+
+
+@router.post("/auth/login")
+async def login(
+    response: Response,
+    session: SessionDep,
+    resources: ResourcesDep,
+    username: FormUsername,
+    password: FormPassword,
+    otp: FormOtp = None,
+) -> SessionOut:
+    """Browser login: sets an HttpOnly session cookie and returns the CSRF token."""
+    settings = resources.settings
+    user = await service.authenticate(session, username=username, password=password, otp_code=otp)
+    cookie, csrf = await service.start_browser_session(session, user.id, settings)
+    response.set_cookie(
+        settings.session_cookie_name,
+        cookie,
+        max_age=settings.session_ttl_seconds,
+        httponly=True,
+        secure=settings.secure_cookies,
+        samesite="lax",
+        path=(settings.root_path or "") + "/",
+    )
+    return SessionOut(csrf_token=csrf)
+
+
+@router.post("/auth/logout-session", status_code=status.HTTP_204_NO_CONTENT)
+async def logout_session(
+    request: Request,
+    user: CurrentUser,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> None:
+    """End the browser session behind the cookie (needs the CSRF header like any write)."""
+    del user  # authentication (and the CSRF check) is the point of the dependency
+    cookie = request.cookies.get(settings.session_cookie_name)
+    if cookie:
+        await service.end_browser_session(session, cookie)
+    response.delete_cookie(settings.session_cookie_name, path=(settings.root_path or "") + "/")
+
+
+@router.get("/users/me")
+async def me(user: CurrentUser) -> UserOut:
+    """The caller's own account."""
+    return UserOut.model_validate(user)
+
+
+@router.get("/users")
+async def search_users(
+    user: CurrentUser,
+    session: SessionDep,
+    query: Annotated[str, Query(max_length=64)] = "",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
+) -> Page[UserOut]:
+    """Users whose username starts with `query`, in username order."""
+    del user
+    after = decode_cursor(cursor, str)[0] if cursor else None
+    users = await service.search_users(session, prefix=query, after_username=after, limit=limit + 1)
+    next_cursor = encode_cursor(users[limit - 1].username) if len(users) > limit else None
+    return Page[UserOut](
+        items=[UserOut.model_validate(u) for u in users[:limit]], next_cursor=next_cursor
+    )

@@ -1,0 +1,70 @@
+"""Access tokens (PyJWT) and opaque secrets stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import jwt
+
+from parley.db.base import utcnow
+
+ALGORITHM = "HS256"
+MAX_ID = 2**63 - 1  # ids are 64-bit; a larger subject would overflow the database driver
+
+
+class InvalidTokenError(Exception):
+    """The token is malformed, forged, expired or not an access token."""
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A signed access token and how long it lives."""
+
+    token: str
+    expires_in: int
+
+
+def issue_access_token(user_id: int, *, key: str, issuer: str, ttl_seconds: int) -> AccessToken:
+    """A short-lived JWT whose subject is the user's id."""
+    now = utcnow()
+    claims = {
+        "sub": str(user_id),
+        "iss": issuer,
+        "iat": now,
+        "exp": now + timedelta(seconds=ttl_seconds),
+        "typ": "access",
+    }
+    return AccessToken(jwt.encode(claims, key, algorithm=ALGORITHM), ttl_seconds)
+
+
+def decode_access_token(token: str, *, key: str, issuer: str) -> int:
+    """The user id in a valid access token; raises InvalidTokenError otherwise."""
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            issuer=issuer,
+            options={"require": ["exp", "iss", "sub"]},
+        )
+        if claims.get("typ") != "access":
+            raise InvalidTokenError("not an access token")
+        user_id = int(claims["sub"])
+        if not 1 <= user_id <= MAX_ID:
+            raise InvalidTokenError("subject is not a user id")
+        return user_id
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise InvalidTokenError(str(exc)) from exc
+
+
+def new_secret() -> str:
+    """A fresh, URL-safe random secret (refresh tokens, session and CSRF tokens)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """The SHA-256 hex digest under which a random secret is stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()
