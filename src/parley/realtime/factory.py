@@ -1,0 +1,23 @@
+"""Picks the bus for the configured mode."""
+
+from __future__ import annotations
+
+from parley.realtime.bus import Bus
+from parley.realtime.memory_bus import MemoryBus
+from parley.settings import Settings
+
+
+def create_bus(settings: Settings) -> Bus:
+    """Redis when `PARLEY_REDIS_URL` is set, otherwise in-process memory."""
+    if settings.redis_url:
+        from parley.realtime.redis_bus import RedisBus
+
+        return RedisBus(
+            settings.redis_url,
+            max_events=settings.event_log_max_events,
+            max_age_seconds=settings.event_log_max_age_seconds,
+        )
+    return MemoryBus(
+        max_events=settings.event_log_max_events,
+        max_age_seconds=settings.event_log_max_age_seconds,
+    )
