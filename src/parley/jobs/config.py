@@ -1,0 +1,83 @@
+"""Celery's configuration, derived from Parley's settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from parley.jobs.dispatch import TASK_QUEUES
+from parley.jobs.limits import QUEUES, JobLimits
+from parley.settings import Settings
+
+IN_MEMORY_BROKER = "memory://localhost//"
+# The embedded worker polls the in-memory broker this often (it has no way to block).
+MEMORY_POLL_SECONDS = 0.05
+
+
+def broker_url(settings: Settings) -> str:
+    """PARLEY_BROKER_URL, else PARLEY_REDIS_URL, else the in-process memory broker."""
+    url = settings.effective_broker_url
+    return IN_MEMORY_BROKER if url.startswith("memory:") else url
+
+
+def is_in_memory(settings: Settings) -> bool:
+    """True when jobs go through the in-process broker: the worker must run in this process."""
+    return broker_url(settings).startswith("memory:")
+
+
+def _transport_options(url: str, limits: JobLimits) -> dict[str, Any]:
+    if url.startswith(("redis", "rediss")):
+        return {
+            # A message a dead worker took is handed out again after this long.
+            "visibility_timeout": limits.visibility_timeout,
+            "unacked_restore_interval": max(1.0, min(10.0, limits.visibility_timeout / 6)),
+            "unacked_restore_throttle": 1,
+        }
+    if url.startswith("memory"):
+        return {"polling_interval": MEMORY_POLL_SECONDS}
+    if url.startswith(("amqp", "pyamqp")):
+        return {"confirm_publish": True}
+    return {}
+
+
+def celery_config(settings: Settings, limits: JobLimits) -> dict[str, Any]:
+    """Celery settings: JSON only, late acks, our queues and routes, per-task time limits."""
+    url = broker_url(settings)
+    queues = []
+    for name in QUEUES:
+        full = limits.queue(name)
+        queues.append(Queue(full, Exchange(full, type="direct"), routing_key=full))
+    default = limits.queue(QUEUES[0])
+    return {
+        "broker_url": url,
+        "broker_transport_options": _transport_options(url, limits),
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 4.0,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        # The job row is the truth about a job: no result backend is needed.
+        "task_ignore_result": True,
+        # A message is acknowledged when its task is done, and requeued if the process
+        # running it dies: a killed worker's job runs again.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_queues": queues,
+        "task_default_queue": default,
+        "task_default_exchange": default,
+        "task_default_routing_key": default,
+        "task_routes": {task: {"queue": limits.queue(q)} for task, q in TASK_QUEUES.items()},
+        "task_time_limit": limits.time_limit,
+        "task_soft_time_limit": limits.soft_time_limit,
+        # For Flower and `celery events`.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }

@@ -1,0 +1,79 @@
+"""Sending task messages to the broker: the only place that knows task names and routes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import Celery
+
+from parley.common.errors import DomainError
+from parley.db.base import utcnow
+from parley.jobs.limits import PARSE_QUEUE, PREVIEWS_QUEUE, JobLimits
+
+PARSE_TASK = "parley.parse_page"
+PREVIEW_TASK = "parley.preview_link"
+SWEEP_TASK = "parley.sweep_jobs"
+NOOP_TASK = "parley.noop"
+
+TASK_QUEUES = {
+    PARSE_TASK: PARSE_QUEUE,
+    PREVIEW_TASK: PREVIEWS_QUEUE,
+    SWEEP_TASK: PARSE_QUEUE,
+    NOOP_TASK: PARSE_QUEUE,
+}
+
+# A publish waits this long at most for a broker that is down before giving up.
+SEND_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
+class BrokerUnavailable(DomainError):
+    """The job could not be handed to the broker."""
+
+    status_code = 503
+
+
+def capped_eta(run_at: datetime | None, limits: JobLimits) -> datetime | None:
+    """The ETA to send for a run time: None when due, else at most `eta_hold` ahead.
+
+    A later run time is reached in hops: the task, delivered early, sends itself again.
+    """
+    now = utcnow()
+    if run_at is None or run_at <= now:
+        return None
+    return min(run_at, now + timedelta(seconds=limits.eta_hold))
+
+
+class JobQueue:
+    """Sends our tasks through one Celery app; async methods publish off the event loop."""
+
+    def __init__(self, celery: Celery, limits: JobLimits) -> None:
+        self.celery = celery
+        self.limits = limits
+
+    def send(self, task: str, args: list[Any], *, run_at: datetime | None = None) -> None:
+        """Publish one task message (blocking); raises BrokerUnavailable when it cannot."""
+        try:
+            self.celery.send_task(
+                task,
+                args=args,
+                queue=self.limits.queue(TASK_QUEUES[task]),
+                eta=capped_eta(run_at, self.limits),
+                retry=True,
+                retry_policy=SEND_RETRY_POLICY,
+            )
+        except Exception as exc:  # kombu raises many kinds; each means "not sent"
+            raise BrokerUnavailable(f"the job queue is unavailable: {exc}"[:300]) from exc
+
+    async def parse(self, job_id: int, run_at: datetime | None = None) -> None:
+        """Queue the parse job `job_id` to run at `run_at` (now when None or past)."""
+        await asyncio.to_thread(self.send, PARSE_TASK, [job_id], run_at=run_at)
+
+    async def preview(self, message_id: int, url: str) -> None:
+        """Queue the preview of `url` in message `message_id`."""
+        await asyncio.to_thread(self.send, PREVIEW_TASK, [message_id, url])
+
+    async def sweep(self) -> None:
+        """Queue one sweep for jobs and previews whose worker is gone."""
+        await asyncio.to_thread(self.send, SWEEP_TASK, [])

@@ -1,0 +1,81 @@
+"""Routes under /jobs and /pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, status
+
+from parley.auth.deps import CurrentUser
+from parley.common.cursor import decode_cursor, encode_cursor
+from parley.common.schemas import Page
+from parley.deps import BusDep, ResourcesDep, SessionDep
+from parley.jobs import pages, service
+from parley.jobs.dispatch import JobQueue
+from parley.jobs.schemas import JobOut, PageOut, ParseJobIn
+
+router = APIRouter(tags=["jobs"])
+
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+PageId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=256)]
+
+
+def get_job_queue(resources: ResourcesDep) -> JobQueue:
+    """Where this app sends jobs."""
+    queue: JobQueue = resources.extras["jobs"].queue
+    return queue
+
+
+JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
+
+
+@router.post(
+    "/jobs/parse",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={503: {"description": "the job queue is unavailable"}},
+)
+async def create_parse_job(
+    body: ParseJobIn, user: CurrentUser, session: SessionDep, bus: BusDep, queue: JobQueueDep
+) -> JobOut:
+    """Queue a job that fetches and parses `url`, now or at `runAt`."""
+    job = await service.create_parse_job(
+        session, bus, queue, user_id=user.id, url=body.url, run_at=body.run_at
+    )
+    return JobOut.model_validate(job)
+
+
+@router.get("/jobs")
+async def list_jobs(
+    user: CurrentUser, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[JobOut]:
+    """The caller's jobs, newest first."""
+    before = decode_cursor(cursor, int)[0] if cursor else None
+    jobs = await service.list_jobs(session, user.id, before_id=before, limit=limit + 1)
+    next_cursor = encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+    return Page[JobOut](
+        items=[JobOut.model_validate(j) for j in jobs[:limit]], next_cursor=next_cursor
+    )
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: JobId, user: CurrentUser, session: SessionDep) -> JobOut:
+    """One of the caller's jobs."""
+    return JobOut.model_validate(await service.get_job(session, job_id, user.id))
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={409: {"description": "the job is already running or finished"}},
+)
+async def cancel_job(job_id: JobId, user: CurrentUser, session: SessionDep, bus: BusDep) -> None:
+    """Cancel a queued job."""
+    await service.cancel_job(session, bus, job_id, user.id)
+
+
+@router.get("/pages/{page_id}")
+async def get_page(page_id: PageId, user: CurrentUser, session: SessionDep) -> PageOut:
+    """A page fetched by one of the caller's jobs."""
+    return PageOut.model_validate(await pages.get_page(session, page_id, user.id))

@@ -1,0 +1,90 @@
+"""The jobs part of the app's lifespan: Celery app, queue, broker check, embedded worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from parley.jobs.config import is_in_memory
+from parley.jobs.context import AppLoopRunner, JobContext
+from parley.jobs.dispatch import JobQueue
+from parley.jobs.embedded import EmbeddedWorker
+from parley.jobs.factory import ParleyCelery, create_celery
+from parley.jobs.limits import QUEUES, JobLimits
+from parley.jobs.previews import QUEUE_KEY
+from parley.jobs.sweeper import requeue_unsent
+from parley.ops.metrics import QUEUE_DEPTH
+from parley.resources import Resources
+
+BROKER_CHECK_TIMEOUT = 2
+
+
+class JobsRuntime:
+    """What jobs need while the app runs; see `start`."""
+
+    def __init__(self, celery: ParleyCelery, worker: EmbeddedWorker | None) -> None:
+        self.celery = celery
+        self.worker = worker
+
+    @property
+    def queue(self) -> JobQueue:
+        """Where the app sends jobs."""
+        return self.celery.job_queue
+
+    @classmethod
+    async def start(cls, resources: Resources) -> JobsRuntime:
+        """Create the Celery app from the settings and let the app's sessions queue jobs.
+
+        With the in-memory broker a worker runs in this process, on the app's loop, database
+        and bus (so its events reach this process's sockets), and the unfinished jobs and
+        previews of the previous run are queued again.
+        """
+        settings = resources.settings
+        context = JobContext(
+            settings, JobLimits.from_settings(settings), resources.db, resources.bus
+        )
+        celery = create_celery(settings, AppLoopRunner(asyncio.get_running_loop(), context))
+        resources.db.sessionmaker.configure(info={QUEUE_KEY: celery.job_queue})
+        worker = None
+        if is_in_memory(settings):
+            worker = EmbeddedWorker(celery, concurrency=settings.worker_concurrency)
+            worker.start()
+            await requeue_unsent(context, celery.job_queue)
+        return cls(celery, worker)
+
+    async def stop(self) -> None:
+        """Stop the embedded worker (running jobs finish) and close broker connections."""
+        if self.worker is not None:
+            await self.worker.stop()
+        await asyncio.to_thread(self.celery.close)
+
+    async def check_broker(self) -> None:
+        """Raise unless jobs can run: the broker answers, or the embedded worker is alive."""
+        if self.worker is not None:
+            if not self.worker.is_alive():
+                raise RuntimeError("the embedded worker is not running")
+            return
+        await asyncio.to_thread(self._connect)
+
+    def _connect(self) -> None:
+        with self.celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_CHECK_TIMEOUT)
+
+    async def refresh_metrics(self) -> None:
+        """Sample the number of messages waiting in each of our queues."""
+        with contextlib.suppress(Exception):  # a scrape must not fail for a broker hiccup
+            depths = await asyncio.to_thread(self._queue_depths)
+            for name, depth in depths.items():
+                QUEUE_DEPTH.labels(name).set(depth)
+
+    def _queue_depths(self) -> dict[str, int]:
+        depths = {}
+        with self.celery.connection_for_read() as conn:
+            for name in QUEUES:
+                depths[name] = 0  # a queue nobody declared yet holds nothing
+                with contextlib.suppress(Exception), conn.channel() as channel:
+                    declared = channel.queue_declare(  # type: ignore[attr-defined]
+                        self.celery.limits.queue(name), passive=True
+                    )
+                    depths[name] = int(declared.message_count)
+        return depths

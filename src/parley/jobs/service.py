@@ -1,0 +1,286 @@
+"""The rules of parse jobs: create, list, cancel, and run one attempt in a worker.
+
+The job row is the truth. A run claims its job with one conditional UPDATE (queued, or
+running but abandoned, and due), and every later write of that run is fenced by the
+`attempts` value it claimed: a run that lost its job to a redelivery changes nothing.
+Each committed change is published as `job.updated` to the owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.common.errors import Conflict, NotFound
+from parley.db.base import utcnow
+from parley.jobs.context import JobContext
+from parley.jobs.dispatch import BrokerUnavailable, JobQueue
+from parley.jobs.events import publish_job
+from parley.jobs.models import FINISHED_STATUSES, Job
+from parley.jobs.outcomes import DONE, Outcome, RunLater
+from parley.jobs.pages import fetch_and_parse, recent_page, store_page
+from parley.ops.metrics import JOB_OUTCOMES
+from parley.parser import FetchError
+from parley.realtime.publisher import EventPublisher
+
+log = structlog.get_logger("parley.jobs")
+
+JOB_NOT_FOUND = "job not found"
+PROGRESS = {"queued": 0, "fetching": 10, "parsing": 60, "storing": 90, "done": 100}
+
+
+# -- the API side -------------------------------------------------------------------------
+
+
+async def create_parse_job(
+    session: AsyncSession,
+    bus: EventPublisher,
+    queue: JobQueue,
+    *,
+    user_id: int,
+    url: str,
+    run_at: datetime | None,
+) -> Job:
+    """Record a parse job, then queue it (after the commit) to run at `run_at` or now.
+
+    Raises BrokerUnavailable (503) when the broker cannot take it; the job is then failed.
+    """
+    now = utcnow()
+    due = max(run_at or now, now).astimezone(UTC)
+    job = Job(user_id=user_id, kind="parse", url=url, run_at=due)
+    job.created_at = now
+    session.add(job)
+    await session.commit()
+    await publish_job(bus, job)
+    try:
+        await queue.parse(job.id, job.run_at)
+    except BrokerUnavailable as exc:
+        failed = await _finish(session, job.id, None, status="failed", error=exc.detail)
+        await session.commit()
+        if failed is not None:
+            await publish_job(bus, failed)
+        raise
+    return job
+
+
+async def list_jobs(
+    session: AsyncSession, user_id: int, *, before_id: int | None, limit: int
+) -> list[Job]:
+    """The caller's jobs, newest first, older than `before_id`."""
+    stmt = select(Job).where(Job.user_id == user_id).order_by(Job.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(Job.id < before_id)
+    return list(await session.scalars(stmt))
+
+
+async def get_job(session: AsyncSession, job_id: int, user_id: int) -> Job:
+    """The caller's job; NotFound for a missing job and for anyone else's."""
+    job = await session.get(Job, job_id)
+    if job is None or job.user_id != user_id:
+        raise NotFound(JOB_NOT_FOUND)
+    return job
+
+
+async def cancel_job(session: AsyncSession, bus: EventPublisher, job_id: int, user_id: int) -> Job:
+    """Cancel a queued job; Conflict once it is running or finished."""
+    cancelled: Job | None = await session.scalar(
+        update(Job)
+        .where(Job.id == job_id, Job.user_id == user_id, Job.status == "queued")
+        .values(status="cancelled", finished_at=utcnow())
+        .returning(Job)
+    )
+    await session.commit()
+    if cancelled is None:
+        job = await get_job(session, job_id, user_id)
+        raise Conflict(f"the job is already {job.status}")
+    JOB_OUTCOMES.labels(cancelled.kind, "cancelled").inc()
+    await publish_job(bus, cancelled)
+    return cancelled
+
+
+# -- the worker side ----------------------------------------------------------------------
+
+
+async def run_parse_job(ctx: JobContext, job_id: int, *, redelivered: bool = False) -> Outcome:
+    """Run one attempt of job `job_id`, if it is due and nobody else is running it.
+
+    `redelivered` is true when the broker delivers this message again because the worker
+    that had it died: a job left `running` by it may then be taken over at once.
+    Returns what the task should do next: nothing, or run again later (retry or not due).
+    """
+    now = utcnow()
+    async with ctx.db.session() as session:
+        job = await _claim(session, ctx, job_id, now=now, redelivered=redelivered)
+        if job is None:
+            return await _not_claimed(session, ctx, job_id, now=now, redelivered=redelivered)
+        page = await recent_page(session, job.url, ctx.limits.page_cache)
+        if page is not None:  # fetched less than page_cache ago: reuse it
+            job.status, job.progress, job.page_id = "succeeded", PROGRESS["done"], page.id
+            job.finished_at = utcnow()
+        await session.commit()
+    await publish_job(ctx.bus, job)
+    if job.status == "succeeded":
+        JOB_OUTCOMES.labels(job.kind, "succeeded").inc()
+        return DONE
+    return await _attempt(ctx, job)
+
+
+async def _claim(
+    session: AsyncSession, ctx: JobContext, job_id: int, *, now: datetime, redelivered: bool
+) -> Job | None:
+    abandoned = Job.started_at < now - timedelta(seconds=ctx.limits.time_limit)
+    takeover = Job.status == "running" if redelivered else and_(Job.status == "running", abandoned)
+    job: Job | None = await session.scalar(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.run_at <= now,
+            Job.attempts < ctx.limits.max_attempts,
+            or_(Job.status == "queued", takeover),
+        )
+        .values(
+            status="running",
+            attempts=Job.attempts + 1,
+            progress=PROGRESS["fetching"],
+            started_at=now,
+            finished_at=None,
+            error=None,
+        )
+        .returning(Job)
+    )
+    return job
+
+
+async def _not_claimed(
+    session: AsyncSession, ctx: JobContext, job_id: int, *, now: datetime, redelivered: bool
+) -> Outcome:
+    job = await session.get(Job, job_id)
+    if job is None or job.status in FINISHED_STATUSES:
+        return DONE  # cancelled, already done by another delivery, or deleted
+    if job.status == "queued" and job.run_at > now:
+        return RunLater(job.run_at)
+    abandoned = job.started_at is not None and job.started_at < now - timedelta(
+        seconds=ctx.limits.time_limit
+    )
+    if job.attempts >= ctx.limits.max_attempts and (
+        job.status == "queued" or redelivered or abandoned
+    ):
+        error = f"gave up after {job.attempts} attempts: the worker stopped while running it"
+        failed = await _finish(session, job_id, None, status="failed", error=error)
+        if failed is not None:
+            JOB_OUTCOMES.labels(failed.kind, "failed").inc()
+            await publish_job(ctx.bus, failed)
+        return DONE
+    log.info("job is running elsewhere; dropping this delivery", job_id=job_id)
+    return DONE
+
+
+async def _attempt(ctx: JobContext, job: Job) -> Outcome:
+    async def on_step(step: str) -> None:
+        progress = PROGRESS.get(step)
+        if progress is not None and progress > job.progress:
+            await _progress(ctx, job, progress)
+
+    try:
+        async with asyncio.timeout(ctx.limits.work_timeout):
+            parsed = await fetch_and_parse(job.url, ctx.settings, on_step)
+            await on_step("storing")
+            async with ctx.db.session() as session:
+                page_id = await store_page(session, parsed)
+                done = await _finish(
+                    session, job.id, job.attempts, status="succeeded", page_id=page_id
+                )
+                await session.commit()
+    except FetchError as exc:
+        return await _failed_attempt(ctx, job, exc.message, transient=exc.transient)
+    except TimeoutError:
+        error = f"the job did not finish within {ctx.limits.work_timeout:g} s"
+        return await _failed_attempt(ctx, job, error, transient=True)
+    if done is not None:
+        JOB_OUTCOMES.labels(done.kind, "succeeded").inc()
+        await publish_job(ctx.bus, done)
+    return DONE
+
+
+async def _progress(ctx: JobContext, job: Job, progress: int) -> None:
+    async with ctx.db.session() as session:
+        updated = await _fenced(session, job.id, job.attempts, progress=progress)
+        await session.commit()
+    if updated is not None:
+        job.progress = progress
+        await publish_job(ctx.bus, updated)
+
+
+async def _failed_attempt(ctx: JobContext, job: Job, error: str, *, transient: bool) -> Outcome:
+    """Requeue the job for a retry with backoff, or fail it for good."""
+    async with ctx.db.session() as session:
+        if transient and job.attempts < ctx.limits.max_attempts:
+            retry_at = utcnow() + timedelta(seconds=ctx.limits.retry_delay(job.attempts))
+            changed = await _fenced(
+                session,
+                job.id,
+                job.attempts,
+                status="queued",
+                progress=PROGRESS["queued"],
+                run_at=retry_at,
+                error=error,
+            )
+            outcome: Outcome = RunLater(retry_at, error)
+        else:
+            if transient:
+                error = f"{error} (gave up after {job.attempts} attempts)"
+            changed = await _finish(session, job.id, job.attempts, status="failed", error=error)
+            outcome = DONE
+        await session.commit()
+    if changed is None:
+        return DONE  # another run owns the job now
+    if changed.status == "failed":
+        JOB_OUTCOMES.labels(changed.kind, "failed").inc()
+    log.info("job attempt failed", job_id=job.id, attempt=job.attempts, error=error)
+    await publish_job(ctx.bus, changed)
+    return outcome
+
+
+async def fail_job(ctx: JobContext, job_id: int, error: str) -> None:
+    """Fail a job that is queued or running, whoever runs it (time limits, crashes)."""
+    async with ctx.db.session() as session:
+        failed = await _finish(session, job_id, None, status="failed", error=error)
+        await session.commit()
+    if failed is not None:
+        JOB_OUTCOMES.labels(failed.kind, "failed").inc()
+        await publish_job(ctx.bus, failed)
+
+
+async def _fenced(
+    session: AsyncSession, job_id: int, attempt: int | None, **values: Any
+) -> Job | None:
+    """Update a job that is still running as attempt `attempt` (any unfinished job if None)."""
+    stmt = update(Job).where(Job.id == job_id).values(**values).returning(Job)
+    if attempt is None:
+        stmt = stmt.where(Job.status.in_(("queued", "running")))
+    else:
+        stmt = stmt.where(Job.status == "running", Job.attempts == attempt)
+    job: Job | None = await session.scalar(stmt)
+    return job
+
+
+async def _finish(
+    session: AsyncSession,
+    job_id: int,
+    attempt: int | None,
+    *,
+    status: str,
+    error: str | None = None,
+    page_id: int | None = None,
+) -> Job | None:
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+    if status == "succeeded":
+        values.update(progress=PROGRESS["done"], page_id=page_id)
+    if error is not None:
+        values["error"] = error[:1000]
+    return await _fenced(session, job_id, attempt, **values)

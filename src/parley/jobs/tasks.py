@@ -1,0 +1,124 @@
+"""Celery tasks: thin wrappers that run the async job code through the app's runner."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from celery import Task, bootsteps
+from celery.exceptions import SoftTimeLimitExceeded
+
+from parley.db.base import utcnow
+from parley.jobs import previews, service, sweeper
+from parley.jobs.dispatch import (
+    NOOP_TASK,
+    PARSE_TASK,
+    PREVIEW_TASK,
+    SWEEP_TASK,
+    BrokerUnavailable,
+    capped_eta,
+)
+from parley.jobs.outcomes import Outcome, RunLater
+
+if TYPE_CHECKING:
+    from parley.jobs.factory import ParleyCelery
+
+log = structlog.get_logger("parley.jobs.tasks")
+
+SWEEP_TIME_LIMIT = 120
+
+
+class RetryableJobError(Exception):
+    """A transient failure; the task runs again after a backoff."""
+
+
+def register_tasks(app: ParleyCelery) -> None:
+    """Define Parley's tasks on `app`."""
+    limits = app.limits
+    job_options: dict[str, Any] = {
+        "shared": False,  # each app (several in one test process) keeps its own tasks
+        "bind": True,
+        "acks_late": True,
+        "reject_on_worker_lost": True,
+        "time_limit": limits.time_limit,
+        "soft_time_limit": limits.soft_time_limit,
+        "max_retries": None,  # attempts are counted and capped by the job code
+    }
+
+    @app.task(name=PARSE_TASK, **job_options)
+    def parse_page(self: Task[Any, Any], job_id: int) -> None:
+        """Run one attempt of a parse job."""
+        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        try:
+            outcome = app.runner.run(
+                lambda ctx: service.run_parse_job(ctx, job_id, redelivered=redelivered)
+            )
+        except SoftTimeLimitExceeded:
+            error = f"the job did not finish within {limits.soft_time_limit:g} s"
+            app.runner.run(lambda ctx: service.fail_job(ctx, job_id, error))
+            return
+        _follow(app, self, outcome, [job_id])
+
+    @app.task(name=PREVIEW_TASK, **job_options)
+    def preview_link(self: Task[Any, Any], message_id: int, url: str) -> None:
+        """Resolve one link preview of a message."""
+        attempt = self.request.retries + 1
+        try:
+            outcome = app.runner.run(
+                lambda ctx: previews.run_preview(ctx, message_id, url, attempt=attempt)
+            )
+        except SoftTimeLimitExceeded:
+            app.runner.run(lambda ctx: previews.fail_preview(ctx, message_id, url))
+            return
+        _follow(app, self, outcome, [message_id, url])
+
+    @app.task(
+        name=SWEEP_TASK,
+        shared=False,
+        time_limit=SWEEP_TIME_LIMIT,
+        soft_time_limit=SWEEP_TIME_LIMIT - 10,
+    )
+    def sweep_jobs() -> int:
+        """Fail jobs and previews whose worker is gone."""
+        return app.runner.run(sweeper.sweep_stale)
+
+    @app.task(name=NOOP_TASK, shared=False)
+    def noop() -> None:
+        """Do nothing: the floor of Celery's own cost, for benchmarks and smoke checks."""
+
+
+def _follow(app: ParleyCelery, task: Task[Any, Any], outcome: Outcome, args: list[Any]) -> None:
+    """Deliver the task again when the outcome asks for it: a retry, or a hop to run_at."""
+    if not isinstance(outcome, RunLater):
+        return
+    eta = capped_eta(outcome.at, app.limits) or utcnow()
+    if outcome.error is not None:
+        raise task.retry(exc=RetryableJobError(outcome.error), eta=eta, max_retries=None)
+    task.apply_async(args=tuple(args), eta=eta)
+
+
+class SweepStep(bootsteps.StartStopStep):
+    """Has the worker queue a sweep when it starts and every `sweep_interval` after."""
+
+    requires = ("celery.worker.components:Timer",)
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self._entry: Any = None
+
+    def start(self, worker: Any) -> None:
+        app: ParleyCelery = worker.app
+        worker.timer.call_after(1.0, _send_sweep, (app,))
+        self._entry = worker.timer.call_repeatedly(app.limits.sweep_interval, _send_sweep, (app,))
+
+    def stop(self, worker: Any) -> None:
+        if self._entry is not None:
+            self._entry.cancel()
+            self._entry = None
+
+
+def _send_sweep(app: ParleyCelery) -> None:
+    try:
+        app.job_queue.send(SWEEP_TASK, [])
+    except BrokerUnavailable as exc:
+        log.warning("could not queue a sweep", error=exc.detail)

@@ -1,0 +1,58 @@
+"""Which URLs a text or a request names: http(s) only, with a host, of bounded length."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from parley.jobs.models import MAX_URL
+
+MAX_PREVIEWS = 5
+
+# A URL runs until whitespace or a character that cannot appear unescaped in one.
+_URL_IN_TEXT = re.compile(r"""https?://[^\s<>"'`{}|\\^\[\]]+""", re.IGNORECASE)
+_TRAILING = ".,;:!?*'\"~_-"
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
+def is_web_url(url: str) -> bool:
+    """True for an absolute http(s) URL with a host, no credentials, at most 2048 chars."""
+    if len(url) > MAX_URL or not url.isprintable() or any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    return (
+        parts.scheme.lower() in ("http", "https")
+        and bool(parts.hostname)
+        and parts.username is None
+    )
+
+
+def find_urls(text: str, limit: int = MAX_PREVIEWS) -> list[str]:
+    """The first `limit` distinct http(s) URLs in `text`, in order of appearance.
+
+    Punctuation that ends a sentence is not part of a URL, nor is a closing bracket that
+    has no opening one inside the URL ("(see https://example.com)").
+    """
+    found: list[str] = []
+    for match in _URL_IN_TEXT.finditer(text):
+        url = _trim(match.group(0))
+        if url not in found and is_web_url(url):
+            found.append(url)
+            if len(found) == limit:
+                break
+    return found
+
+
+def _trim(url: str) -> str:
+    while url:
+        last = url[-1]
+        unbalanced = last in _PAIRS and url.count(last) > url.count(_PAIRS[last])
+        if last in _TRAILING or unbalanced:
+            url = url[:-1]
+        else:
+            break
+    return url
