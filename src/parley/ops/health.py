@@ -1,0 +1,45 @@
+"""Liveness and readiness: the readiness check does a real round trip to each dependency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from parley.deps import ResourcesDep
+
+router = APIRouter(tags=["health"])
+
+HealthCheck = Callable[[], Awaitable[None]]
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    """200 while the process runs."""
+    return {"status": "ok"}
+
+
+async def _run(check: HealthCheck) -> str:
+    try:
+        await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return "timeout"
+    except Exception as exc:  # any failure is a finding, reported by name
+        return f"error: {type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+@router.get("/health", responses={503: {"description": "a dependency is down"}})
+async def health(resources: ResourcesDep) -> JSONResponse:
+    """200 when the database, pub/sub and broker all answer; 503 naming the one that does not."""
+    checks: dict[str, HealthCheck] = resources.extras.get("health_checks", {})
+    names = list(checks)
+    results = await asyncio.gather(*(_run(checks[n]) for n in names))
+    report = dict(zip(names, results, strict=True))
+    ok = all(r == "ok" for r in results)
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": report}, status_code=200 if ok else 503
+    )

@@ -1,0 +1,43 @@
+"""Prometheus metrics, defined once per process."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+HTTP_REQUESTS = Counter(
+    "parley_http_requests_total",
+    "HTTP requests handled, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "parley_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WS_OPEN = Gauge("parley_ws_connections", "WebSocket connections open in this process.")
+EVENTS_PUBLISHED = Counter(
+    "parley_events_published_total", "Events published, per recipient user.", ["type"]
+)
+EVENTS_DELIVERED = Counter(
+    "parley_events_delivered_total", "Event frames queued to sockets of this process."
+)
+WS_DROPPED = Counter(
+    "parley_ws_slow_consumers_total", "Sockets closed because they fell too far behind."
+)
+JOB_OUTCOMES = Counter(
+    "parley_jobs_finished_total", "Background jobs that reached a final status.", ["kind", "status"]
+)
+QUEUE_DEPTH = Gauge(
+    "parley_job_queue_depth", "Jobs waiting in the broker, by queue (sampled on scrape).", ["queue"]
+)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """The Prometheus exposition of this process's metrics."""
+    refresh = getattr(request.app.state, "refresh_metrics", None)
+    if refresh is not None:
+        await refresh()
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
