@@ -1,0 +1,99 @@
+"""The application factory: settings, lifespan resources, routers and middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+
+from parley import __version__
+from parley.auth.router import router as auth_router
+from parley.chats.router import router as chats_router
+from parley.db.engine import Database
+from parley.errors import install_error_handlers
+from parley.jobs.router import router as jobs_router
+from parley.jobs.runtime import JobsRuntime
+from parley.ops.health import router as health_router
+from parley.ops.logging import configure_logging
+from parley.ops.metrics import metrics_endpoint
+from parley.ops.middleware import RequestMiddleware
+from parley.realtime.factory import create_bus
+from parley.realtime.hub import Hub
+from parley.realtime.router import router as realtime_router
+from parley.realtime.shutdown import close_sockets_on_signal
+from parley.resources import Resources
+from parley.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+WEB_DIR = Path(__file__).parent / "web" / "static"
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A Parley ASGI app. Its lifespan opens the database and the bus, and closes them."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        bus = create_bus(settings)
+        await bus.start()
+        resources = Resources(settings=settings, db=db, bus=bus)
+        jobs = await JobsRuntime.start(resources)
+        resources.extras["jobs"] = jobs
+        resources.extras["health_checks"] = {
+            "database": db.ping,
+            "pubsub": bus.ping,
+            "broker": jobs.check_broker,
+        }
+        app.state.refresh_metrics = jobs.refresh_metrics
+        hub = Hub(bus, db, queue_size=settings.ws_send_queue_size)
+        resources.extras["hub"] = hub
+        app.state.resources = resources
+        try:
+            with close_sockets_on_signal(hub):
+                yield
+        finally:
+            await hub.close_all(1001, "server shutting down")
+            await jobs.stop()
+            await bus.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Parley",
+        version=__version__,
+        description="Self-hostable real-time chat with background jobs.",
+        lifespan=lifespan,
+        root_path=settings.root_path,
+        generate_unique_id_function=_operation_id,
+        debug=settings.debug,
+    )
+    install_error_handlers(app)
+    app.include_router(auth_router, prefix=API_PREFIX)
+    app.include_router(chats_router, prefix=API_PREFIX)
+    app.include_router(jobs_router, prefix=API_PREFIX)
+    app.include_router(health_router, prefix=API_PREFIX)
+    app.include_router(realtime_router, prefix=API_PREFIX)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    if WEB_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app
