@@ -1,0 +1,1 @@
+"""The terminal client: `parley client ...` (REST for commands, WebSocket for `watch`)."""
