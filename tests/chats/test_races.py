@@ -1,0 +1,63 @@
+"""Concurrent requests that must agree: one message per clientId, one direct chat per pair."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+
+from tests.chats.conftest import CHATS, create_group, list_messages
+from tests.conftest import Account
+
+N = 8
+
+
+async def test_concurrent_retries_with_one_client_id_make_one_message(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    chat = await create_group(client, alice, bob)
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"{CHATS}/{chat['id']}/messages",
+                json={"text": "only once", "clientId": "retry-storm"},
+                headers=alice.headers,
+            )
+            for _ in range(N)
+        )
+    )
+    assert Counter(r.status_code for r in answers) == {201: 1, 200: N - 1}
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert len((await list_messages(client, bob, chat["id"]))["items"]) == 1
+
+
+async def test_both_sides_asking_for_their_direct_chat_at_once_get_one(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    calls = [
+        client.post(CHATS, json={"type": "direct", "memberIds": [other.id]}, headers=me.headers)
+        for me, other in [(alice, bob), (bob, alice)] * (N // 2)
+    ]
+    answers = await asyncio.gather(*calls)
+    assert Counter(r.status_code for r in answers) == {201: 1, 200: N - 1}
+    assert len({r.json()["id"] for r in answers}) == 1
+    listing = await client.get(CHATS, headers=alice.headers)
+    assert len(listing.json()["items"]) == 1
+
+
+async def test_adding_one_person_concurrently_adds_them_once(
+    client: httpx.AsyncClient, alice: Account, bob: Account, carol: Account
+) -> None:
+    chat = await create_group(client, alice, bob)
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"{CHATS}/{chat['id']}/members", json={"userId": carol.id}, headers=who.headers
+            )
+            for who in [alice, bob] * (N // 2)
+        )
+    )
+    assert Counter(r.status_code for r in answers) == {201: 1, 409: N - 1}
+    members = (await client.get(f"{CHATS}/{chat['id']}", headers=carol.headers)).json()
+    assert [m["userId"] for m in members["members"]].count(carol.id) == 1
