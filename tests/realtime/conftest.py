@@ -1,0 +1,148 @@
+"""Live `parley serve` processes: two on PostgreSQL + Redis, or one embedded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.conftest import MODE, PASSWORD, TEST_SECRET
+from tests.servers import ServerProcess, start_server
+
+RECEIVE_TIMEOUT = 10.0
+LOG_MAX_EVENTS = 60
+
+
+def server_env(database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
+    """The environment of a test server."""
+    env = {
+        "PARLEY_ENV": "test",
+        "PARLEY_DATABASE_URL": database_url,
+        "PARLEY_SECRET_KEY": TEST_SECRET,
+        "PARLEY_AUTO_MIGRATE": "false",
+        "PARLEY_LOG_LEVEL": "WARNING",
+        "PARLEY_LOG_FORMAT": "json",
+        "PARLEY_EVENT_LOG_MAX_EVENTS": str(LOG_MAX_EVENTS),
+        "PARLEY_EVENT_LOG_MAX_AGE_SECONDS": "0",
+        "PARLEY_FETCH_ALLOW_PRIVATE": "true",
+    }
+    if redis_url:
+        env["PARLEY_REDIS_URL"] = redis_url
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def servers(
+    database_url: str, redis_url: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[ServerProcess]]:
+    """Two server processes in services mode; one (embedded is one process) otherwise."""
+    workdir: Path = tmp_path_factory.mktemp("servers")
+    count = 2 if MODE == "services" else 1
+    started = [start_server(server_env(database_url, redis_url), workdir) for _ in range(count)]
+    yield started
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server_a(servers: list[ServerProcess]) -> ServerProcess:
+    return servers[0]
+
+
+@pytest.fixture
+def server_b(servers: list[ServerProcess]) -> ServerProcess:
+    """The second process in services mode; the same one when embedded."""
+    return servers[-1]
+
+
+class Api:
+    """A small REST client bound to one user on one server."""
+
+    def __init__(self, base: str, token: str, user_id: int, username: str) -> None:
+        self.base = base
+        self.token = token
+        self.id = user_id
+        self.username = username
+        self.client = httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=15
+        )
+
+    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.post(f"/api/v1{path}", **kwargs)
+
+    async def send(self, chat_id: int, text: str, **extra: Any) -> dict[str, Any]:
+        resp = await self.post(f"/chats/{chat_id}/messages", json={"text": text, **extra})
+        assert resp.status_code in (200, 201), resp.text
+        body: dict[str, Any] = resp.json()
+        return body
+
+    async def group(self, *members: Api, title: str = "room") -> int:
+        resp = await self.post(
+            "/chats", json={"type": "group", "title": title, "memberIds": [m.id for m in members]}
+        )
+        assert resp.status_code == 201, resp.text
+        return int(resp.json()["id"])
+
+
+async def make_user(server: ServerProcess, username: str) -> Api:
+    """Register and log in a user on `server`."""
+    async with httpx.AsyncClient(base_url=server.http, timeout=15) as c:
+        r = await c.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD})
+        assert r.status_code == 201, r.text
+        t = await c.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+        assert t.status_code == 200, t.text
+    return Api(server.http, t.json()["access_token"], r.json()["id"], username)
+
+
+class Socket:
+    """A WebSocket client that reads JSON frames with a timeout."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def next(self, timeout: float = RECEIVE_TIMEOUT) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        frame: dict[str, Any] = json.loads(raw)
+        return frame
+
+    async def next_of(self, *types: str, timeout: float = RECEIVE_TIMEOUT) -> dict[str, Any]:
+        """The next frame of one of `types`, skipping others (presence, typing...)."""
+        while True:
+            frame = await self.next(timeout)
+            if frame["type"] in types:
+                return frame
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@pytest.fixture
+async def open_socket() -> AsyncIterator[Any]:
+    """Opens sockets for the test and closes them all at the end."""
+    opened: list[Socket] = []
+
+    async def _open(server: ServerProcess, user: Api, query: str = "", **kwargs: Any) -> Socket:
+        sep = "&" if query else ""
+        # The test reads frames when it is ready, not as they arrive: let the client buffer
+        # without limit so it keeps answering the server's pings, and leave keepalive to the
+        # server (a loaded machine must not make the test client give up on its own).
+        kwargs.setdefault("max_queue", None)
+        kwargs.setdefault("ping_interval", None)
+        ws = await connect(f"{server.ws}?token={user.token}{sep}{query}", **kwargs)
+        sock = Socket(ws)
+        opened.append(sock)
+        return sock
+
+    yield _open
+    for sock in opened:
+        await sock.close()
