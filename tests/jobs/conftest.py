@@ -1,0 +1,232 @@
+"""Fixtures for the job tests: an app with quick retries, its worker, a page server, events.
+
+Embedded mode: the app runs its worker in-process on the in-memory broker. Services mode:
+the app sends to Redis (PARLEY_TEST_REDIS) and a `parley worker` subprocess runs the jobs.
+Queue names get a per-run prefix, so concurrent runs on one broker never share messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
+
+from parley.app import create_app
+from parley.realtime.events import Frame
+from parley.settings import Settings
+from tests.conftest import MODE, Account, make_settings, truncate_all
+from tests.jobs.pageserver import PageServer, running_page_server
+from tests.jobs.workers import WorkerProcess, start_worker
+
+DEADLINE = 30.0
+MAX_ATTEMPTS = 3
+
+# Quick retries for tests; the time limit is the smallest the fetcher's 10 s timeout allows.
+JOB_OVERRIDES: dict[str, Any] = {
+    "job_max_attempts": MAX_ATTEMPTS,
+    "job_retry_backoff_seconds": 0.2,
+    "job_retry_backoff_max_seconds": 0.5,
+    "job_time_limit_seconds": 20,
+    "broker_visibility_timeout_seconds": 30,
+    "worker_concurrency": 4,
+}
+
+
+def job_settings(
+    database_url: str, redis_url: str | None, prefix: str, **overrides: Any
+) -> Settings:
+    """Test settings for the app and its workers, with jobs on queues named `prefix*`."""
+    values = {**JOB_OVERRIDES, "job_queue_prefix": prefix, **overrides}
+    return make_settings(database_url, redis_url, **values)
+
+
+def new_prefix() -> str:
+    """A queue-name prefix no other test run uses."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture(scope="session")
+def jobs_settings(database_url: str, redis_url: str | None) -> Settings:
+    """The settings of the jobs tests' app (and its worker in services mode)."""
+    return job_settings(database_url, redis_url, new_prefix())
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("jobs")
+
+
+@pytest.fixture(scope="session")
+def session_worker(jobs_settings: Settings, workdir: Path) -> Iterator[WorkerProcess | None]:
+    """The `parley worker` of the session in services mode; none when embedded."""
+    if MODE != "services":
+        yield None
+        return
+    worker = start_worker(jobs_settings, workdir, name="session-worker")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+async def app(jobs_settings: Settings, session_worker: WorkerProcess | None) -> AsyncIterator[Any]:
+    """The app under test (overrides the root fixture: quick retries, own queues)."""
+    async with running_app(jobs_settings) as application:
+        yield application
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """An app with its lifespan entered."""
+    application = create_app(settings)
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=60):
+        yield application
+
+
+@asynccontextmanager
+async def api_client(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process HTTP client for `application`."""
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://parley.test") as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Empty tables after each test; in Redis only the bus's keys (the broker's stay)."""
+    yield
+    if "database_url" not in request.fixturenames:
+        return
+    await _truncate(request.getfixturevalue("database_url"))
+    redis_url = request.getfixturevalue("redis_url")
+    if redis_url:
+        import redis.asyncio as aioredis
+
+        r = aioredis.from_url(redis_url)
+        keys = [key async for key in r.scan_iter(match="parley:*", count=1000)]
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()
+
+
+async def _truncate(database_url: str, tries: int = 5) -> None:
+    """Truncate every table; a worker still finishing a job may deadlock it: try again."""
+    for attempt in range(tries):
+        try:
+            await truncate_all(database_url)
+            return
+        except DBAPIError as exc:
+            if "deadlock" not in str(exc) or attempt == tries - 1:
+                raise
+
+
+@pytest.fixture(scope="session")
+def pages() -> Iterator[PageServer]:
+    """The loopback page server."""
+    with running_page_server() as server:
+        yield server
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+class Events:
+    """The events one user receives on the app's bus, as parsed frames."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.seen: list[dict[str, Any]] = []
+
+    def __call__(self, frame: Frame) -> None:
+        self.queue.put_nowait(json.loads(frame.text))
+
+    async def next(
+        self,
+        event_type: str,
+        where: Callable[[dict[str, Any]], bool] = lambda data: True,
+        timeout: float = DEADLINE,
+    ) -> dict[str, Any]:
+        """The data of the next event of `event_type` that matches `where`."""
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.queue.get()
+                self.seen.append(frame)
+                if frame["type"] == event_type and where(frame["data"]):
+                    data: dict[str, Any] = frame["data"]
+                    return data
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Every event received so far and not yet consumed."""
+        out = []
+        while not self.queue.empty():
+            frame = self.queue.get_nowait()
+            self.seen.append(frame)
+            out.append(frame)
+        return out
+
+
+@asynccontextmanager
+async def listening(application: FastAPI, user_id: int) -> AsyncIterator[Events]:
+    """Subscribe to `user_id`'s events on the app's bus for the duration of the block."""
+    bus = application.state.resources.bus
+    events = Events()
+    await bus.listen(user_id, events)
+    try:
+        yield events
+    finally:
+        await bus.unlisten(user_id, events)
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = DEADLINE, what: str = "condition"
+) -> Any:
+    """Poll `check` until it returns something truthy (a state change we cannot subscribe to)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def post_job(
+    client: httpx.AsyncClient, account: Account, url: str, **extra: Any
+) -> dict[str, Any]:
+    """POST /jobs/parse and return the 202 body."""
+    resp = await client.post(
+        "/api/v1/jobs/parse", json={"url": url, **extra}, headers=account.headers
+    )
+    assert resp.status_code == 202, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+async def wait_job(
+    client: httpx.AsyncClient,
+    account: Account,
+    job_id: int,
+    statuses: tuple[str, ...] = ("succeeded", "failed", "cancelled"),
+    timeout: float = DEADLINE,
+) -> dict[str, Any]:
+    """Poll GET /jobs/{id} until the job reaches one of `statuses`; returns it."""
+
+    async def check() -> dict[str, Any] | None:
+        resp = await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)
+        assert resp.status_code == 200, resp.text
+        job: dict[str, Any] = resp.json()
+        return job if job["status"] in statuses else None
+
+    result: dict[str, Any] = await wait_for(check, timeout=timeout, what=f"job in {statuses}")
+    return result
