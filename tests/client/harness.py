@@ -1,0 +1,293 @@
+"""A real `parley serve` in embedded mode, the real `parley client` as a subprocess, and a
+TCP relay that can cut connections (to make `watch` reconnect)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from tests.servers import ServerProcess, free_port, wait_until_live
+
+SECRET = "client-test-secret-key-0123456789-abcdefghij"
+PASSWORD = "correct horse battery"
+STARTUP_SECONDS = 120  # a loaded CI machine can take a while to import and migrate
+CLIENT_TIMEOUT = 60
+
+
+def start_embedded_server(workdir: Path, **extra_env: str) -> ServerProcess:
+    """`parley serve` on a free loopback port with a fresh SQLite file in `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env.update(
+        PARLEY_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'p.db'}",
+        PARLEY_SECRET_KEY=SECRET,
+        PARLEY_FETCH_ALLOW_PRIVATE="true",
+        **extra_env,
+    )
+    log_path = workdir / "server.log"
+    argv = [sys.executable, "-m", "parley.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            argv,
+            cwd=workdir,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(port, process, log_path, env)
+    try:
+        wait_until_live(server.http, process, log_path, time.monotonic() + STARTUP_SECONDS)
+    except BaseException:
+        server.stop(signal.SIGKILL)
+        raise
+    return server
+
+
+def unique(prefix: str) -> str:
+    """A username nobody else on the shared server has."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def client_env(config: Path, server: str) -> dict[str, str]:
+    """The environment of a client process: its own config file and server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env.update(PARLEY_CLIENT_CONFIG=str(config), PARLEY_SERVER=server, PYTHONUNBUFFERED="1")
+    return env
+
+
+def client_command(*args: str) -> list[str]:
+    """The argv that runs `parley client ARGS`."""
+    return [sys.executable, "-m", "parley.cli", "client", *args]
+
+
+@dataclass
+class ClientUser:
+    """Somebody using the terminal client, with their own config file."""
+
+    username: str
+    config: Path
+    server: str
+
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `parley client ARGS` to completion; with `check`, insist it succeeded."""
+        result = subprocess.run(
+            client_command(*args),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=client_env(self.config, self.server),
+            timeout=CLIENT_TIMEOUT,
+            check=False,
+        )
+        if check:
+            assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+            assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """Start `parley client ARGS` in the background (for `watch`)."""
+        return subprocess.Popen(
+            client_command(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=client_env(self.config, self.server),
+        )
+
+    def sign_up(self) -> None:
+        """Register and log in through the client."""
+        self.run("register", self.username, "--password-stdin", stdin=PASSWORD + "\n")
+        self.run("login", self.username, "--password-stdin", stdin=PASSWORD + "\n")
+
+
+class Lines:
+    """The lines a background process writes to one stream, readable with a timeout."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30) -> str:
+        """The first new line that satisfies `predicate`; AssertionError on timeout or EOF."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching line within {timeout}s; saw {self.seen}")
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"stream ended without a matching line; saw {self.seen}")
+            self.seen.append(line)
+            if predicate(line):
+                return line
+
+
+@contextlib.contextmanager
+def background(process: subprocess.Popen[str]) -> Iterator[tuple[Lines, Lines]]:
+    """Readers of a background client's stdout and stderr; it is stopped on exit."""
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        yield Lines(process.stdout), Lines(process.stderr)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def rest_login(server: str, username: str) -> dict[str, str]:
+    """Bearer headers for `username`, logged in over plain REST."""
+    resp = httpx.post(
+        f"{server}/api/v1/auth/token",
+        data={"username": username, "password": PASSWORD},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+def rest_register(server: str, username: str, **extra: Any) -> dict[str, Any]:
+    """Register `username` over plain REST; the User."""
+    resp = httpx.post(
+        f"{server}/api/v1/auth/register",
+        json={"username": username, "password": PASSWORD, **extra},
+        timeout=30,
+    )
+    assert resp.status_code == 201, resp.text
+    user: dict[str, Any] = resp.json()
+    return user
+
+
+class _SiteHandler(BaseHTTPRequestHandler):
+    pages: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:
+        body = self.pages.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        body = body if body is not None else b"<html><title>missing</title></html>"
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def web_site(pages: dict[str, str]) -> Iterator[str]:
+    """A loopback HTTP site serving `pages` (path -> HTML), 404 elsewhere; its base URL."""
+    handler = type("Handler", (_SiteHandler,), {"pages": {k: v.encode() for k, v in pages.items()}})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+class Relay:
+    """A TCP relay to a server that can drop every connection and refuse new ones."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port = int(self._listener.getsockname()[1])
+        self._accepting = threading.Event()
+        self._accepting.set()
+        self._closed = threading.Event()
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                downstream, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not self._accepting.is_set():
+                downstream.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            except OSError:
+                downstream.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets.update((downstream, upstream))
+            for src, dst in ((downstream, upstream), (upstream, downstream)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Drop every open connection and refuse new ones until `restore`."""
+        self._accepting.clear()
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def restore(self) -> None:
+        """Accept connections again."""
+        self._accepting.set()
+
+    def close(self) -> None:
+        """Stop relaying."""
+        self._closed.set()
+        self.cut()
+        self._listener.close()
+        self._thread.join(5)

@@ -1,0 +1,149 @@
+"""nginx (Debian's package) in front of real `parley serve` processes, under a path prefix.
+
+Two processes in services mode (one in embedded mode, which is one process by design);
+the nginx config is the one compose uses, rendered by deploy/nginx/render.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.conftest import MODE, PASSWORD
+from tests.realtime.conftest import server_env
+from tests.servers import ServerProcess, free_port, start_server, wait_until_live
+
+REPO = Path(__file__).resolve().parents[2]
+PREFIX = "/chat"
+
+
+@pytest.fixture(scope="module")
+def behind_nginx(
+    database_url: str, redis_url: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The base URL of nginx, proxying to the app processes under PREFIX."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(nginx).exists(), "nginx is required (apt-get install nginx); CI installs it"
+    workdir = tmp_path_factory.mktemp("nginx")
+    env = server_env(database_url, redis_url, PARLEY_ROOT_PATH=PREFIX)
+    apps: list[ServerProcess] = [
+        start_server(env, workdir / f"app{i}") for i in range(2 if MODE == "services" else 1)
+    ]
+    port = free_port()
+    conf_dir = workdir / "conf"
+    upstreams = [arg for app in apps for arg in ("--upstream", f"127.0.0.1:{app.port}")]
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "deploy/nginx/render.py"),
+            str(conf_dir),
+            *upstreams,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--root-path",
+            PREFIX,
+        ],
+        check=True,
+    )
+    log = conf_dir / "error.log"
+    proc = subprocess.Popen(
+        [
+            nginx,
+            "-p",
+            str(conf_dir),
+            "-c",
+            str(conf_dir / "nginx.conf"),
+            "-e",
+            str(log),
+            "-g",
+            f"daemon off; pid {conf_dir / 'nginx.pid'}; error_log {log} warn;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}{PREFIX}"
+    try:
+        wait_until_live(base, proc, log, time.monotonic() + 30)  # type: ignore[arg-type]
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        for app in apps:
+            app.stop()
+
+
+async def test_rest_and_websocket_session_through_nginx(behind_nginx: str) -> None:
+    base = behind_nginx
+    async with httpx.AsyncClient(base_url=base, timeout=15) as c:
+        for name in ("alice", "bob"):
+            r = await c.post("/api/v1/auth/register", json={"username": name, "password": PASSWORD})
+            assert r.status_code == 201, r.text
+        tokens = {}
+        for name in ("alice", "bob"):
+            r = await c.post("/api/v1/auth/token", data={"username": name, "password": PASSWORD})
+            assert r.status_code == 200
+            tokens[name] = r.json()["access_token"]
+        alice = {"Authorization": f"Bearer {tokens['alice']}"}
+        bob_id = (
+            await c.get("/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['bob']}"})
+        ).json()["id"]
+        chat = await c.post(
+            "/api/v1/chats", json={"type": "direct", "memberIds": [bob_id]}, headers=alice
+        )
+        assert chat.status_code == 201
+        chat_id = chat.json()["id"]
+
+        ws_url = base.replace("http://", "ws://") + f"/api/v1/ws?token={tokens['bob']}"
+        async with connect(ws_url) as ws:
+            await ws.send('{"type":"ping"}')
+            assert await asyncio.wait_for(ws.recv(), 10) == '{"type":"pong"}'
+            # Several sends, so that in services mode both app processes take some.
+            sent = []
+            for i in range(6):
+                r = await c.post(
+                    f"/api/v1/chats/{chat_id}/messages",
+                    json={"text": f"via nginx {i}"},
+                    headers=alice,
+                )
+                assert r.status_code == 201
+                sent.append(r.json()["id"])
+            got = []
+            while len(got) < len(sent):
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame["type"] == "message.created":
+                    got.append(frame["data"]["id"])
+            assert got == sent
+
+        history = await c.get(f"/api/v1/chats/{chat_id}/messages", headers=alice)
+        assert [m["id"] for m in history.json()["items"]] == sent[::-1]
+
+
+async def test_request_id_passes_through_and_back(behind_nginx: str) -> None:
+    async with httpx.AsyncClient(base_url=behind_nginx, timeout=15) as c:
+        mine = await c.get("/api/v1/health/live", headers={"X-Request-ID": "trace-me-123"})
+        assert mine.headers["x-request-id"] == "trace-me-123"
+        fresh = await c.get("/api/v1/health/live")
+        assert len(fresh.headers["x-request-id"]) >= 16
+        assert fresh.headers.get_list("x-request-id") == [fresh.headers["x-request-id"]]
+
+
+async def test_docs_know_the_prefix_and_bodies_are_capped(behind_nginx: str) -> None:
+    async with httpx.AsyncClient(base_url=behind_nginx, timeout=15) as c:
+        spec = (await c.get("/openapi.json")).json()
+        assert spec["servers"][0]["url"] == PREFIX
+        big = await c.post(
+            "/api/v1/auth/register",
+            content=b"x" * (2 * 1024 * 1024),
+            headers={"content-type": "application/json"},
+        )
+        assert big.status_code == 413
