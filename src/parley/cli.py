@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=args.graceful_timeout,
         ws_ping_interval=settings.ws_heartbeat_seconds,
         ws_ping_timeout=settings.ws_heartbeat_seconds,
+        ws_per_message_deflate=settings.ws_compression,
     )
     return 0
 

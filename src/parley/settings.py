@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     event_log_max_age_seconds: int = 3600
     ws_send_queue_size: int = 256
     ws_heartbeat_seconds: float = 20.0
+    # permessage-deflate keeps a zlib compressor and decompressor per socket (~45 KiB) and
+    # compresses every event once per recipient; chat events are small, so it is off.
+    ws_compression: bool = False
     worker_concurrency: int = 4
 
     # Background jobs (parley.jobs). Queue names get the prefix, so that several
