@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from parley.auth.deps import CurrentUser
+from parley.auth.deps import CurrentUser, CurrentUserId
 from parley.chats import service, views
 from parley.chats.schemas import (
     ChatCreateIn,
@@ -120,18 +120,18 @@ async def remove_member(
 async def send_message(
     chat_id: ChatId,
     body: MessageIn,
-    user: CurrentUser,
+    user_id: CurrentUserId,
     session: SessionDep,
     bus: BusDep,
     response: Response,
 ) -> MessageOut:
     """Post a message (201); a retry with the same clientId answers 200 with the first."""
     message, created = await service.send_message(
-        session, bus, chat_id=chat_id, author_id=user.id, text=body.text, client_id=body.client_id
+        session, bus, chat_id=chat_id, author_id=user_id, text=body.text, client_id=body.client_id
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return views.message_out(message)
+    return message
 
 
 @router.get("/chats/{chat_id}/messages")

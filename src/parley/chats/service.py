@@ -9,12 +9,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth.models import User
-from parley.chats import views
+from parley.chats import posting, views
 from parley.chats.models import Chat, ChatMember, Message
-from parley.chats.schemas import ChatOut, as_json
+from parley.chats.schemas import ChatOut, MessageOut, as_json
 from parley.common.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from parley.db.base import utcnow
 from parley.jobs import previews
+from parley.jobs.urls import find_urls
 from parley.realtime.publisher import EventPublisher
 
 CHAT_NOT_FOUND = "chat not found"
@@ -213,23 +214,60 @@ async def send_message(
     author_id: int,
     text: str,
     client_id: str | None,
-) -> tuple[Message, bool]:
+) -> tuple[MessageOut, bool]:
     """Post a message. A repeated `client_id` returns the first message instead of a new one.
 
-    Returns the message and whether it was created now.
+    Returns the message and whether it was created now. A message with links takes the ORM
+    path, which also creates its previews; any other takes `posting`'s three statements.
     """
-    chat = await get_chat(session, chat_id, author_id)
-    if client_id is not None:
+    if find_urls(text):
+        message, created = await _send_with_previews(
+            session, bus, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
+        )
+        return views.message_out(message), created
+    now = utcnow()
+    posted = await posting.post_if_member(
+        session, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id, now=now
+    )
+    if posted is None:
+        await membership(session, chat_id, author_id)
         existing = await _by_client_id(session, chat_id, author_id, client_id)
-        if existing is not None:
-            return existing, False
+        if existing is None:  # pragma: no cover - a member's insert only yields to a clientId
+            raise NotFound(CHAT_NOT_FOUND)
+        return views.message_out(existing), False
+    out = MessageOut(
+        id=posted.message_id,
+        chat_id=chat_id,
+        author_id=author_id,
+        text=text,
+        client_id=client_id,
+        created_at=now,
+        edited_at=None,
+    )
+    await bus.publish(posted.recipients, "message.created", as_json(out))
+    return out, True
+
+
+async def _send_with_previews(
+    session: AsyncSession,
+    bus: EventPublisher,
+    *,
+    chat_id: int,
+    author_id: int,
+    text: str,
+    client_id: str | None,
+) -> tuple[Message, bool]:
+    chat = await get_chat(session, chat_id, author_id)
+    existing = await _by_client_id(session, chat_id, author_id, client_id)
+    if existing is not None:
+        return existing, False
     now = utcnow()
     message = Message(
         chat_id=chat_id, author_id=author_id, text=text, client_id=client_id, created_at=now
     )
     session.add(message)
     await previews.sync_previews(session, message)
-    chat.last_activity_at = now
+    chat.last_activity_at = max(chat.last_activity_at, now)
     try:
         await session.commit()
     except IntegrityError:
