@@ -32,7 +32,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     # A ping per checkout costs three round trips per request; recycling old connections and
     # invalidating the pool on a disconnect error (SQLAlchemy does) is enough.
