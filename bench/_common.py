@@ -186,6 +186,8 @@ def start_parley(
         "PARLEY_SECRET_KEY": secret_key,
         "PARLEY_LOG_LEVEL": "WARNING",
         "PARLEY_AUTO_MIGRATE": "false",
+        # The load comes from one address and registers its users through the API.
+        "PARLEY_RATE_LIMIT_ENABLED": "false",
     }
     argv = [
         sys.executable,
