@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from celery import Task, bootsteps
+from celery import Task, bootsteps, signals
 from celery.exceptions import SoftTimeLimitExceeded
 
 from parley.db.base import utcnow
@@ -19,6 +21,7 @@ from parley.jobs.dispatch import (
     capped_eta,
 )
 from parley.jobs.outcomes import Outcome, RunLater
+from parley.ops.logging import bind_task_fields, name_task_arguments, reset_task_fields
 
 if TYPE_CHECKING:
     from parley.jobs.factory import ParleyCelery
@@ -26,6 +29,38 @@ if TYPE_CHECKING:
 log = structlog.get_logger("parley.jobs.tasks")
 
 SWEEP_TIME_LIMIT = 120
+
+name_task_arguments(PARSE_TASK, ["job_id"])
+name_task_arguments(PREVIEW_TASK, ["message_id", "url"])
+
+# The log fields bound for each task running in this process, by task id.
+_bound: dict[str, Mapping[str, contextvars.Token[Any]]] = {}
+
+
+@signals.task_prerun.connect(weak=False, dispatch_uid="parley.jobs.tasks.bind_log_fields")
+def _bind_log_fields(
+    task_id: str | None = None, task: Task[Any, Any] | None = None, args: Any = None, **_: Any
+) -> None:
+    """Every log line from here to the end of the task names it and its job.
+
+    Bound in Celery's task signals rather than in the task body, so that Celery's own
+    "succeeded" and "raised" lines, logged after the body returns, carry the fields too. The
+    job code that the task runs on an event loop inherits them: the runner schedules it from
+    this thread, with a copy of this thread's context.
+    """
+    if task_id is None or task is None:
+        return
+    _bound[task_id] = bind_task_fields(
+        task.name, task_id, args if isinstance(args, (list, tuple)) else None
+    )
+
+
+@signals.task_postrun.connect(weak=False, dispatch_uid="parley.jobs.tasks.reset_log_fields")
+def _reset_log_fields(task_id: str | None = None, **_: Any) -> None:
+    """Unbind what `_bind_log_fields` bound: the next task of this thread starts clean."""
+    tokens = _bound.pop(task_id, None) if task_id is not None else None
+    if tokens is not None:
+        reset_task_fields(tokens)
 
 
 class RetryableJobError(Exception):

@@ -1,13 +1,72 @@
-"""structlog set-up: JSON lines in production, readable console output in development."""
+"""structlog set-up: JSON lines in production, readable console output in development.
+
+Every line of a background task carries `task_id` and `task_name`, and the job it works on
+(`job_id`, or `message_id` and `url` for a link preview): the worker binds them for the
+duration of the task (`bind_task_fields`), and Celery's own lines about a task (received,
+succeeded, failed, retried) get them from the record Celery logs (`_celery_task_fields`).
+"""
 
 from __future__ import annotations
 
+import ast
+import contextvars
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any
 
 import structlog
 
 from parley.settings import Settings
+
+# The names of a task's positional arguments worth a log field, by task name.
+_TASK_ARGUMENTS: dict[str, tuple[str, ...]] = {}
+
+
+def name_task_arguments(task_name: str, fields: Sequence[str]) -> None:
+    """Log a task's positional arguments under these field names (`job_id`, ...)."""
+    _TASK_ARGUMENTS[task_name] = tuple(fields)
+
+
+def task_fields(task_name: str, task_id: str, args: Sequence[Any] | None) -> dict[str, Any]:
+    """The log fields that identify one run of a task and the job it works on."""
+    fields: dict[str, Any] = {"task_id": task_id, "task_name": task_name}
+    names = _TASK_ARGUMENTS.get(task_name, ())
+    fields.update(zip(names, args or (), strict=False))
+    return fields
+
+
+def bind_task_fields(
+    task_name: str, task_id: str, args: Sequence[Any] | None
+) -> Mapping[str, contextvars.Token[Any]]:
+    """Add a task's fields to every log line of this context; undo with `reset_task_fields`."""
+    return structlog.contextvars.bind_contextvars(**task_fields(task_name, task_id, args))
+
+
+def reset_task_fields(tokens: Mapping[str, contextvars.Token[Any]]) -> None:
+    """Remove what `bind_task_fields` added (restoring any value bound before it)."""
+    structlog.contextvars.reset_contextvars(**tokens)
+
+
+def _celery_task_fields(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Celery logs each task event with `extra={"data": {"id", "name", "args", ...}}`."""
+    data = getattr(event_dict.get("_record"), "data", None)
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        return event_dict
+    name = str(data.get("name", ""))
+    args = data.get("args")
+    if isinstance(args, str) and name in _TASK_ARGUMENTS:
+        try:
+            args = ast.literal_eval(args)  # Celery's repr of the arguments: "(42,)"
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            args = None  # cut short (long arguments) or not a literal: the id is enough
+    if not isinstance(args, (list, tuple)):
+        args = None
+    for key, value in task_fields(name, data["id"], args).items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 def configure_logging(settings: Settings) -> None:
@@ -33,7 +92,7 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, _celery_task_fields],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -45,6 +104,8 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    # Python's warnings (Celery's, the generated-secret notice) become log lines too.
+    logging.captureWarnings(True)
     # uvicorn's own access log is replaced by ours (one line per request, with a request id).
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
