@@ -45,9 +45,17 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from parley.jobs.worker import run_worker
+    from parley.jobs.worker import check_worker, run_worker
 
-    return run_worker(concurrency=args.concurrency, queues=args.queues)
+    if args.check:
+        return check_worker(name=args.name, timeout=args.timeout)
+    return run_worker(
+        concurrency=args.concurrency,
+        queues=args.queues,
+        name=args.name,
+        metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port,
+    )
 
 
 def _client(args: argparse.Namespace) -> int:
@@ -76,6 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a background-job worker")
     worker.add_argument("--concurrency", type=int, default=None)
     worker.add_argument("--queues", default=None, help="comma-separated queue names")
+    worker.add_argument(
+        "--name", default=None, help="Celery node name (default celery@HOSTNAME; %%h = host)"
+    )
+    worker.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
+    )
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="do not run: ping the worker named --name (default: this host's) and exit 0 if it "
+        "answers, 1 if not (a container healthcheck)",
+    )
+    worker.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds --check waits for the answer"
+    )
     worker.set_defaults(func=_worker)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")

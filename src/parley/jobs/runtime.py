@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from kombu.exceptions import ChannelError
+
 from parley.jobs.config import is_in_memory
 from parley.jobs.context import AppLoopRunner, JobContext
 from parley.jobs.dispatch import JobQueue
@@ -71,18 +73,32 @@ class JobsRuntime:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_CHECK_TIMEOUT)
 
     async def refresh_metrics(self) -> None:
-        """Sample the number of messages waiting in each of our queues."""
-        with contextlib.suppress(Exception):  # a scrape must not fail for a broker hiccup
-            depths = await asyncio.to_thread(self._queue_depths)
-            for name, depth in depths.items():
-                QUEUE_DEPTH.labels(name).set(depth)
+        """Sample the number of messages waiting in each of our queues, from the broker.
+
+        Works the same for Redis, RabbitMQ and the in-memory broker (a passive queue
+        declaration reports the queue's ready messages). When the broker does not answer
+        within `BROKER_CHECK_TIMEOUT`, the samples are dropped rather than left stale or
+        reported as 0: a scrape must not fail for the broker, nor claim an empty queue.
+        """
+        try:
+            depths = await asyncio.wait_for(
+                asyncio.to_thread(self._queue_depths), BROKER_CHECK_TIMEOUT * 2
+            )
+        except Exception:  # the broker is down or slow: /api/v1/health says which
+            QUEUE_DEPTH.clear()
+            return
+        for name, depth in depths.items():
+            QUEUE_DEPTH.labels(name).set(depth)
 
     def _queue_depths(self) -> dict[str, int]:
         depths = {}
         with self.celery.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_CHECK_TIMEOUT)
             for name in QUEUES:
                 depths[name] = 0  # a queue nobody declared yet holds nothing
-                with contextlib.suppress(Exception), conn.channel() as channel:
+                # A passive declaration of a missing queue fails (and closes the channel on
+                # AMQP): one channel per queue.
+                with contextlib.suppress(ChannelError), conn.channel() as channel:
                     declared = channel.queue_declare(  # type: ignore[attr-defined]
                         self.celery.limits.queue(name), passive=True
                     )

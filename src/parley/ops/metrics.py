@@ -17,7 +17,13 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-WS_OPEN = Gauge("parley_ws_connections", "WebSocket connections open in this process.")
+# The multiprocess modes apply only where metrics are collected across processes (`parley
+# worker --metrics-port`): what the live processes hold, summed; the latest queue sample.
+WS_OPEN = Gauge(
+    "parley_ws_connections",
+    "WebSocket connections open in this process.",
+    multiprocess_mode="livesum",
+)
 EVENTS_PUBLISHED = Counter(
     "parley_events_published_total", "Events published, per recipient user.", ["type"]
 )
@@ -31,7 +37,10 @@ JOB_OUTCOMES = Counter(
     "parley_jobs_finished_total", "Background jobs that reached a final status.", ["kind", "status"]
 )
 QUEUE_DEPTH = Gauge(
-    "parley_job_queue_depth", "Jobs waiting in the broker, by queue (sampled on scrape).", ["queue"]
+    "parley_job_queue_depth",
+    "Jobs waiting in the broker, by queue (sampled on scrape).",
+    ["queue"],
+    multiprocess_mode="mostrecent",
 )
 
 
