@@ -1,0 +1,163 @@
+"""`parley worker` subprocesses as an operator runs them, and reading what they print."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from parley.settings import Settings
+from tests.jobs.workers import WorkerProcess, settings_env
+from tests.servers import free_port
+
+LOG_DEADLINE = 60.0
+
+
+def unique_node() -> str:
+    """A Celery node name no other worker on this broker uses."""
+    return f"ops-{uuid.uuid4().hex[:10]}@%h"
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `parley worker` (or `parley worker --check`) for `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(settings_env(settings))
+    env.update(extra)
+    return env
+
+
+def start_ops_worker(
+    settings: Settings,
+    workdir: Path,
+    *,
+    name: str | None,
+    concurrency: int = 2,
+    metrics_port: int | None = None,
+    **extra_env: str,
+) -> WorkerProcess:
+    """Start `parley worker --name name` with INFO logs (format and env as `extra_env` says).
+
+    Without a name the worker calls itself what it does in a container: celery@HOSTNAME.
+    """
+    env = worker_env(settings, PARLEY_LOG_LEVEL="INFO", **extra_env)
+    args = ["worker", "--concurrency", str(concurrency)]
+    if name is not None:
+        args += ["--name", name]
+    if metrics_port is not None:
+        args += ["--metrics-port", str(metrics_port)]
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / f"worker-{uuid.uuid4().hex[:8]}.log"
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "parley.cli", *args],
+            cwd=workdir,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return WorkerProcess(process, log_path)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of `text` parsed as a JSON object; fails on a line that is not one."""
+    lines = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            parsed = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise AssertionError(f"line {number} is not JSON: {line[:300]!r}") from exc
+        assert isinstance(parsed, dict), line
+        lines.append(parsed)
+    return lines
+
+
+async def wait_for_lines(
+    worker: WorkerProcess,
+    found: Callable[[list[dict[str, Any]]], bool],
+    *,
+    what: str,
+    timeout: float = LOG_DEADLINE,
+) -> list[dict[str, Any]]:
+    """Poll the worker's output until `found(lines)`; another process writes it, so we poll."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = json_lines(worker.log())
+        if found(lines):
+            return lines
+        if not worker.alive():
+            raise AssertionError(f"the worker exited while waiting for {what}:\n{worker.log()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}:\n{worker.log()[-5000:]}")
+        await asyncio.sleep(0.1)
+
+
+async def wait_until_ready(worker: WorkerProcess) -> None:
+    """Wait for Celery's "<node> ready." line."""
+    await wait_for_lines(
+        worker,
+        lambda lines: any(str(line.get("event", "")).endswith(" ready.") for line in lines),
+        what="the worker to be ready",
+    )
+
+
+def metrics_port() -> int:
+    """A free loopback port for a worker's metrics."""
+    return free_port()
+
+
+async def scrape(url: str) -> str:
+    """GET a Prometheus exposition over HTTP."""
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        resp = await client.get(url)
+    assert resp.status_code == 200, resp.text
+    return resp.text
+
+
+def sample(text: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """The value of one sample in Prometheus text (labels in any order), 0 when absent.
+
+    Samples that carry a `pid` label (a multiprocess gauge) are summed.
+    """
+    wanted = sorted(f'{k}="{v}"' for k, v in (labels or {}).items())
+    total = 0.0
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}(?:\{{(.*)\}})? (\S+)", line)
+        if not match:
+            continue
+        have = [p for p in (match.group(1) or "").split(",") if p and not p.startswith("pid=")]
+        if sorted(have) == wanted:
+            total += float(match.group(2))
+    return total
+
+
+def run_check(settings: Settings, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """`parley worker --check ...` with the environment of `settings`."""
+    return run_parley(settings, "worker", "--check", *args, **extra_env)
+
+
+def run_parley(
+    settings: Settings, *args: str, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    """`parley ...` (the installed console script) with the environment of `settings`."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "parley"), *args],
+        env=worker_env(settings, **extra_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
