@@ -168,6 +168,10 @@ for name in ("api", "worker"):
 require(services["migrate"]["command"] == ["migrate"], "migrate runs `parley migrate`")
 require(services["migrate"].get("restart") in (None, "no"), "migrate is one-shot")
 require(services["worker"]["command"][0] == "worker", "worker runs `parley worker`")
+worker_check = services["worker"].get("healthcheck", {}).get("test", [])
+require(worker_check[:4] == ["CMD", "parley", "worker", "--check"],
+        "the worker's healthcheck is `parley worker --check`")
+require("--metrics-port" in services["worker"]["command"], "worker serves its metrics")
 require(api["command"][:1] == ["serve"] and "--workers" in api["command"], "api runs `parley serve --workers`")
 for name in ("postgres", "redis", "worker", "nginx"):
     require("healthcheck" in services[name], f"{name} needs a healthcheck")
