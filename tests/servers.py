@@ -72,6 +72,9 @@ def start_server(
     """Start `parley serve` with the given PARLEY_* settings and wait until it is live."""
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    # Test servers outlive many tests that register users from one address; the limits
+    # themselves are tested in-process (tests/ratelimit).
+    env["PARLEY_RATE_LIMIT_ENABLED"] = "false"
     env.update(env_overrides)
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"server-{port}.log"

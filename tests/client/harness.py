@@ -38,6 +38,7 @@ def start_embedded_server(workdir: Path, **extra_env: str) -> ServerProcess:
         PARLEY_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'p.db'}",
         PARLEY_SECRET_KEY=SECRET,
         PARLEY_FETCH_ALLOW_PRIVATE="true",
+        PARLEY_RATE_LIMIT_ENABLED="false",  # one server for every client test
         **extra_env,
     )
     log_path = workdir / "server.log"
