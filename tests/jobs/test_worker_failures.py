@@ -164,13 +164,24 @@ async def test_a_broker_that_is_down_is_reported_and_fails_new_jobs(
         health = await client.get("/api/v1/health")
         assert health.status_code == 503
         assert health.json()["checks"]["broker"] != "ok"
+        failed_before = await _failed_parse_jobs(client)
         resp = await client.post(
             "/api/v1/jobs/parse", json={"url": "http://example.com/"}, headers=alice.headers
         )
         assert resp.status_code == 503, resp.text
         jobs = (await client.get("/api/v1/jobs", headers=alice.headers)).json()["items"]
+        assert await _failed_parse_jobs(client) == failed_before + 1
     assert jobs[0]["status"] == "failed"
     assert "queue is unavailable" in jobs[0]["error"]
+
+
+async def _failed_parse_jobs(client: httpx.AsyncClient) -> float:
+    """This process's count of parse jobs that ended failed, from /metrics."""
+    text = (await client.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith('parley_jobs_finished_total{kind="parse",status="failed"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_parley_worker_needs_a_broker(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ async def create_parse_job(
         failed = await _finish(session, job.id, None, status="failed", error=exc.detail)
         await session.commit()
         if failed is not None:
+            JOB_OUTCOMES.labels(failed.kind, "failed").inc()
             await publish_job(bus, failed)
         raise
     return job
