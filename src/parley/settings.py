@@ -67,6 +67,18 @@ class Settings(BaseSettings):
     page_cache_seconds: int = Field(default=3600, ge=0)
     broker_visibility_timeout_seconds: int = Field(default=300, ge=30)
 
+    # Rate limits (parley.ratelimit), in Redis in services mode: `N` requests at once, then
+    # one every `seconds / N`; a count of 0 turns that limit off, `enabled=false` all of them.
+    rate_limit_enabled: bool = True
+    rate_limit_login_username: int = Field(default=10, ge=0)
+    rate_limit_login_username_seconds: float = Field(default=900.0, gt=0)
+    rate_limit_login_ip: int = Field(default=30, ge=0)
+    rate_limit_login_ip_seconds: float = Field(default=60.0, gt=0)
+    rate_limit_register_ip: int = Field(default=20, ge=0)
+    rate_limit_register_ip_seconds: float = Field(default=3600.0, gt=0)
+    rate_limit_refresh_ip: int = Field(default=60, ge=0)
+    rate_limit_refresh_ip_seconds: float = Field(default=60.0, gt=0)
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.env == "production":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 
 from parley.auth import service
 from parley.auth.deps import CurrentUser
@@ -20,6 +20,12 @@ from parley.auth.schemas import (
 from parley.common.cursor import decode_cursor, encode_cursor
 from parley.common.schemas import Page
 from parley.deps import ResourcesDep, SessionDep, SettingsDep
+from parley.ratelimit.auth import (
+    RATE_LIMITED,
+    limit_refresh,
+    limit_registration,
+    login_attempt,
+)
 
 router = APIRouter(tags=["auth"])
 
@@ -36,7 +42,12 @@ def _token_out(pair: service.TokenPair) -> TokenOut:
     )
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(limit_registration)],
+    responses=RATE_LIMITED,
+)
 async def register(body: RegisterIn, session: SessionDep) -> UserOut:
     """Create an account."""
     user = await service.register(
@@ -45,20 +56,24 @@ async def register(body: RegisterIn, session: SessionDep) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@router.post("/auth/token")
+@router.post("/auth/token", responses=RATE_LIMITED)
 async def token(
+    request: Request,
     session: SessionDep,
-    settings: SettingsDep,
+    resources: ResourcesDep,
     username: FormUsername,
     password: FormPassword,
     otp: FormOtp = None,
 ) -> TokenOut:
     """OAuth2 password grant: an access token and a refresh token."""
-    user = await service.authenticate(session, username=username, password=password, otp_code=otp)
-    return _token_out(await service.issue_tokens(session, user.id, settings))
+    async with login_attempt(request, resources, username):
+        user = await service.authenticate(
+            session, username=username, password=password, otp_code=otp
+        )
+    return _token_out(await service.issue_tokens(session, user.id, resources.settings))
 
 
-@router.post("/auth/refresh")
+@router.post("/auth/refresh", dependencies=[Depends(limit_refresh)], responses=RATE_LIMITED)
 async def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokenOut:
     """Trade a refresh token for a new pair; the old one dies."""
     return _token_out(await service.rotate_refresh_token(session, body.refresh_token, settings))
@@ -89,8 +104,9 @@ async def otp_disable(body: OtpCodeIn, user: CurrentUser, session: SessionDep) -
     await service.disable_otp(session, user, body.code)
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", responses=RATE_LIMITED)
 async def login(
+    request: Request,
     response: Response,
     session: SessionDep,
     resources: ResourcesDep,
@@ -100,7 +116,10 @@ async def login(
 ) -> SessionOut:
     """Browser login: sets an HttpOnly session cookie and returns the CSRF token."""
     settings = resources.settings
-    user = await service.authenticate(session, username=username, password=password, otp_code=otp)
+    async with login_attempt(request, resources, username):
+        user = await service.authenticate(
+            session, username=username, password=password, otp_code=otp
+        )
     cookie, csrf = await service.start_browser_session(session, user.id, settings)
     response.set_cookie(
         settings.session_cookie_name,

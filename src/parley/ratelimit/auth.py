@@ -1,0 +1,176 @@
+"""The limits of the auth routes: login per username and per address, register, refresh.
+
+- Login (`/auth/token`, `/auth/login`): every attempt counts against the client's address
+  (password hashing is the costly part, whatever the outcome); only failed attempts count
+  against the username, so that an account's owner never locks themselves out by logging in
+  often. A request is counted before the password is checked and given back once it proves
+  to be no failed guess, so concurrent guesses cannot slip past the limit.
+- Register and refresh: every request counts against the address.
+
+When the store is unreachable, login and registration fail closed (503: guessing must not
+become unlimited during an outage), refresh fails open (refresh tokens cannot be guessed;
+the limit only guards against floods, and live sessions should survive a Redis outage).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import structlog
+from fastapi import HTTPException, Request
+from redis.exceptions import RedisError
+
+from parley.common.errors import Unauthorized
+from parley.deps import ResourcesDep
+from parley.ratelimit.core import Charge, Exhausted, Limiter, Rate, charge
+from parley.ratelimit.memory import MemoryLimiter
+from parley.resources import Resources
+from parley.settings import Settings
+
+log = structlog.get_logger("parley.ratelimit")
+
+LIMITER_EXTRA = "rate_limiter"
+LOGIN_LIMITED = "too many login attempts, try again later"
+REGISTER_LIMITED = "too many registrations from this address, try again later"
+REFRESH_LIMITED = "too many token refreshes from this address, try again later"
+# The answer to a correct password when two-factor is on: a step of a good login.
+OTP_REQUIRED = "otp_required"
+# For the OpenAPI description of the limited routes.
+RATE_LIMITED: dict[int | str, dict[str, str]] = {
+    429: {"description": "rate limited: retry after `Retry-After` seconds"}
+}
+
+
+class LimiterUnavailable(ConnectionError):
+    """The rate-limit store failed; an OSError, so the app answers 503."""
+
+
+@dataclass(frozen=True)
+class AuthLimits:
+    """The rates of the auth routes, from settings (all disabled when limits are off)."""
+
+    login_username: Rate
+    login_ip: Rate
+    register_ip: Rate
+    refresh_ip: Rate
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuthLimits:
+        """The configured rates; `PARLEY_RATE_LIMIT_ENABLED=false` turns all of them off."""
+
+        def rate(limit: int, seconds: float) -> Rate:
+            return Rate(limit if settings.rate_limit_enabled else 0, seconds)
+
+        s = settings
+        return cls(
+            login_username=rate(s.rate_limit_login_username, s.rate_limit_login_username_seconds),
+            login_ip=rate(s.rate_limit_login_ip, s.rate_limit_login_ip_seconds),
+            register_ip=rate(s.rate_limit_register_ip, s.rate_limit_register_ip_seconds),
+            refresh_ip=rate(s.rate_limit_refresh_ip, s.rate_limit_refresh_ip_seconds),
+        )
+
+
+def limiter_for(resources: Resources) -> Limiter:
+    """The process's limiter, made on first use: Redis in services mode, else memory.
+
+    In services mode it shares the bus's Redis client (and connection pool), which the
+    lifespan opens and closes.
+    """
+    limiter = resources.extras.get(LIMITER_EXTRA)
+    if not isinstance(limiter, Limiter):
+        limiter = _new_limiter(resources)
+        resources.extras[LIMITER_EXTRA] = limiter
+    return limiter
+
+
+def _new_limiter(resources: Resources) -> Limiter:
+    from parley.realtime.redis_bus import RedisBus
+
+    if isinstance(resources.bus, RedisBus):
+        from parley.ratelimit.redis_store import RedisLimiter
+
+        # The bus owns the process's Redis client; it has no public accessor (yet).
+        return RedisLimiter(resources.bus._redis)
+    return MemoryLimiter()
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (the forwarded one behind the proxy); IPv6 by its /64 network.
+
+    One IPv6 host usually owns a whole /64, so limiting single addresses would be no limit.
+    """
+    host = request.client.host if request.client else ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+async def enforce(
+    limiter: Limiter, charges: Sequence[Charge], detail: str, *, fail_open: bool = False
+) -> None:
+    """Count the request, or raise 429 with `Retry-After`.
+
+    When the store fails, raise `LimiterUnavailable` (503), or with `fail_open` let the
+    request through uncounted.
+    """
+    try:
+        await limiter.take(charges)
+    except Exhausted as exc:
+        raise HTTPException(429, detail, headers={"Retry-After": exc.retry_after_header}) from exc
+    except (RedisError, OSError) as exc:
+        if not fail_open:
+            raise LimiterUnavailable(f"rate limiter: {type(exc).__name__}: {exc}") from exc
+        log.warning("rate limiter unavailable, not limiting", error=f"{type(exc).__name__}")
+
+
+async def _give_back_quietly(limiter: Limiter, charges: Sequence[Charge]) -> None:
+    try:
+        await limiter.give_back(charges)
+    except (RedisError, OSError) as exc:  # the attempt stays counted: harmless
+        log.warning("rate limiter unavailable, attempt kept", error=f"{type(exc).__name__}")
+
+
+@asynccontextmanager
+async def login_attempt(
+    request: Request, resources: Resources, username: str
+) -> AsyncIterator[None]:
+    """Count a login attempt around the credential check; 429 before it when spent.
+
+    The username counts as the service compares it (lower-case), whether or not an account
+    has it, so that a limited unknown user looks exactly like a limited real one.
+    """
+    limits = AuthLimits.from_settings(resources.settings)
+    limiter = limiter_for(resources)
+    per_user = charge("login:user", username.lower(), limits.login_username)
+    per_ip = charge("login:ip", client_address(request), limits.login_ip)
+    await enforce(limiter, [per_user, per_ip], LOGIN_LIMITED)
+    try:
+        yield
+    except Unauthorized as exc:
+        if exc.detail == OTP_REQUIRED:  # the password was right: no failed guess
+            await _give_back_quietly(limiter, [per_user])
+        raise
+    await _give_back_quietly(limiter, [per_user])
+
+
+async def limit_registration(request: Request, resources: ResourcesDep) -> None:
+    """Dependency: count a registration against the caller's address."""
+    rate = AuthLimits.from_settings(resources.settings).register_ip
+    address_charge = charge("register:ip", client_address(request), rate)
+    await enforce(limiter_for(resources), [address_charge], REGISTER_LIMITED)
+
+
+async def limit_refresh(request: Request, resources: ResourcesDep) -> None:
+    """Dependency: count a token refresh against the caller's address (fails open)."""
+    rate = AuthLimits.from_settings(resources.settings).refresh_ip
+    address_charge = charge("refresh:ip", client_address(request), rate)
+    await enforce(limiter_for(resources), [address_charge], REFRESH_LIMITED, fail_open=True)
