@@ -92,8 +92,7 @@ def _new_limiter(resources: Resources) -> Limiter:
     if isinstance(resources.bus, RedisBus):
         from parley.ratelimit.redis_store import RedisLimiter
 
-        # The bus owns the process's Redis client; it has no public accessor (yet).
-        return RedisLimiter(resources.bus._redis)
+        return RedisLimiter(resources.bus.client)
     return MemoryLimiter()
 
 

@@ -134,6 +134,11 @@ class RedisBus(Bus):
             int(self._redis.connection_pool.connection_kwargs.get("db", 0))
         )
 
+    @property
+    def client(self) -> redis.Redis:
+        """The process's Redis client (command pool), for other users of the same Redis."""
+        return self._redis
+
     def _channel(self, user_id: int) -> str:
         return f"{self._channel_prefix}{user_id}"
 
