@@ -64,6 +64,10 @@ async def test_presence_online_on_first_socket_offline_after_last(
     assert "id" not in online
 
     second = await open_socket(server_b, alice)
+    # The handshake can finish before the server counts the socket; it answers pings only
+    # after (otherwise closing the first socket could still look like the last one leaving).
+    await second.send({"type": "ping"})
+    await second.next_of("pong")
     await first.close()
     await bob_ws.send({"type": "ping"})
     assert (await bob_ws.next_of("presence", "pong"))["type"] == "pong", (
