@@ -107,6 +107,9 @@ def make_settings(database_url: str, redis_url: str | None, **overrides: Any) ->
         "log_format": "console",
         "log_level": "WARNING",
         "fetch_allow_private": True,
+        # Many apps start in one test process: freezing each one's objects would keep them
+        # (and their cycles) alive for the whole run. Server subprocesses keep the default.
+        "gc_tuning": False,
         # The suite registers and logs in hundreds of times a minute from one address: limits
         # that never trip, so that the limiter still runs on every auth request
         # (tests/ratelimit sets the ones it tests).

@@ -117,7 +117,13 @@ def test_values_come_from_a_dotenv_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [{"env": "prod"}, {"auto_migrate": "maybe"}, {"max_body_bytes": "lots"}],
+    [
+        {"env": "prod"},
+        {"auto_migrate": "maybe"},
+        {"max_body_bytes": "lots"},
+        {"database_pool_size": 0},
+        {"database_max_overflow": -1},
+    ],
     ids=repr,
 )
 def test_invalid_values_are_refused(values: dict[str, object]) -> None:

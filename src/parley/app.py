@@ -18,6 +18,7 @@ from parley.db.engine import Database
 from parley.errors import install_error_handlers
 from parley.jobs.router import router as jobs_router
 from parley.jobs.runtime import JobsRuntime
+from parley.ops.gc_tuning import tune_for_serving
 from parley.ops.health import router as health_router
 from parley.ops.logging import configure_logging
 from parley.ops.metrics import metrics_endpoint
@@ -44,7 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
+        db = Database(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         bus = create_bus(settings)
         await bus.start()
         resources = Resources(settings=settings, db=db, bus=bus)
@@ -59,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = Hub(bus, db, queue_size=settings.ws_send_queue_size)
         resources.extras["hub"] = hub
         app.state.resources = resources
+        if settings.gc_tuning:
+            tune_for_serving()
         try:
             with close_sockets_on_signal(hub):
                 yield

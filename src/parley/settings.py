@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     # permessage-deflate keeps a zlib compressor and decompressor per socket (~45 KiB) and
     # compresses every event once per recipient; chat events are small, so it is off.
     ws_compression: bool = False
+
+    # Connections each process keeps open, and how many more it may open under a burst
+    # (closed again as they come back). Size them so that every api and worker process
+    # together stay below PostgreSQL's max_connections.
+    database_pool_size: int = Field(default=30, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    # Freeze startup objects out of the garbage collector and collect less often (see
+    # parley.ops.gc_tuning): full collections otherwise stall the event loop.
+    gc_tuning: bool = True
     worker_concurrency: int = 4
 
     # Background jobs (parley.jobs). Queue names get the prefix, so that several

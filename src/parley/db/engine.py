@@ -29,11 +29,15 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url`, with SQLite made safe for concurrent use."""
     if url.startswith("sqlite"):
+        # One writer at a time: SQLAlchemy's default pool for the URL is enough, and an
+        # in-memory database's pool takes no size.
+        kwargs.pop("pool_size", None)
+        kwargs.pop("max_overflow", None)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", 30)
+    kwargs.setdefault("max_overflow", 10)
     # A ping per checkout costs three round trips per request; recycling old connections and
     # invalidating the pool on a disconnect error (SQLAlchemy does) is enough.
     kwargs.setdefault("pool_recycle", 1800)
