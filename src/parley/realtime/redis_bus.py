@@ -88,6 +88,8 @@ return total
 PRESENCE_PREFIX = "parley:presence:"
 PROCESS_PREFIX = "parley:process:"
 PROCESS_TTL_SECONDS = 30
+# How long close() waits for the reader and heartbeat to stop after cancelling them.
+CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 class _ReconnectAwarePubSub(PubSub):
@@ -130,6 +132,7 @@ class RedisBus(Bus):
         self._subscribed = asyncio.Event()
         self._confirmations: dict[str, asyncio.Event] = {}
         self._process_id = uuid.uuid4().hex
+        self._closing = False
         self._channel_prefix = channel_prefix(
             int(self._redis.connection_pool.connection_kwargs.get("db", 0))
         )
@@ -150,11 +153,14 @@ class RedisBus(Bus):
 
     async def close(self) -> None:
         """Stop reading and close every connection."""
-        for task in (self._reader, self._heartbeat):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        # The loops also check the flag: a cancellation that lands inside a redis-py call
+        # can be swallowed there, and the loop would otherwise go on forever.
+        self._closing = True
+        tasks = [t for t in (self._reader, self._heartbeat) if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_SECONDS)
         with contextlib.suppress(Exception):
             await self._redis.delete(PROCESS_PREFIX + self._process_id)
         with contextlib.suppress(Exception):
@@ -240,7 +246,7 @@ class RedisBus(Bus):
         await self._redis.set(PROCESS_PREFIX + self._process_id, "1", ex=PROCESS_TTL_SECONDS)
 
     async def _beat_forever(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(PROCESS_TTL_SECONDS / 3)
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
                 await self._beat()
@@ -266,7 +272,7 @@ class RedisBus(Bus):
     async def _read_forever(self) -> None:
         backoff = 0.1
         broken = False
-        while True:
+        while not self._closing:
             if not self._listeners:
                 self._subscribed.clear()
                 await self._subscribed.wait()
