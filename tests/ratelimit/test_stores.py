@@ -131,3 +131,13 @@ async def test_redis_keys_expire_with_their_period() -> None:
     finally:
         await client.flushdb()
         await client.aclose()
+
+
+async def test_memory_never_refuses_the_first_request_at_the_edge_of_the_burst() -> None:
+    # At some clock readings (now + period) - period - now is a hair above 0 in floating
+    # point; at these, a fresh key's single allowed request used to be refused.
+    for step in range(1000):
+        clock = FakeClock()
+        clock.now = 1000.0 + step / 7
+        limiter = MemoryLimiter(clock)
+        assert await spent_after(limiter, [charge("t", "a", Rate(1, 100))], 3) == 1

@@ -54,6 +54,9 @@ def charge(scope: str, subject: str, rate: Rate) -> Charge:
     return Charge(f"{KEY_PREFIX}{scope}:{digest}", rate)
 
 
+WAIT_RESOLUTION = 0.001  # seconds
+
+
 def gcra_take(tats: Sequence[float | None], rates: Sequence[Rate], now: float) -> list[float]:
     """New TATs after one request against every key, or raise `Exhausted` (all or nothing).
 
@@ -66,7 +69,10 @@ def gcra_take(tats: Sequence[float | None], rates: Sequence[Rate], now: float) -
         new_tat = max(tat if tat is not None else now, now) + rate.interval
         wait = max(wait, new_tat - rate.period - now)
         new_tats.append(new_tat)
-    if wait > 0:
+    # Float arithmetic can leave a hair above 0 at the exact edge of the burst ((now + period)
+    # - period - now): below a millisecond counts as no wait, as in the Redis store, whose
+    # script answers whole milliseconds.
+    if wait >= WAIT_RESOLUTION:
         raise Exhausted(wait)
     return new_tats
 
