@@ -488,3 +488,76 @@ async def run_load(
         )
     finally:
         await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+
+
+@dataclass
+class Run:
+    """What a bench run started and must clean up, whatever happens."""
+
+    servers: list[Server] = field(default_factory=list)
+    databases: list[str] = field(default_factory=list)
+    redis_url: str | None = None  # flushed at the end when set
+
+
+def cleanup(run: Run) -> None:
+    """Stop every process, drop the databases, flush Redis; each step even if one fails."""
+    for server in reversed(run.servers):
+        try:
+            server.stop()
+        except Exception as exc:  # go on with the rest
+            print(f"could not stop {server.name} (pid {server.proc.pid}): {exc!r}", file=sys.stderr)
+    for name in run.databases:
+        try:
+            asyncio.run(drop_database(name))
+        except Exception as exc:
+            print(f"could not drop database {name}: {exc!r}", file=sys.stderr)
+    if run.redis_url is not None:
+        try:
+            asyncio.run(_flush_redis(run.redis_url))
+        except Exception as exc:
+            print(f"could not flush {run.redis_url}: {exc!r}", file=sys.stderr)
+
+
+async def _flush_redis(url: str) -> None:
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+class TimeLimitExceeded(Exception):
+    """The whole run took longer than `--time-limit`."""
+
+
+def terminate(signum: int, _frame: object) -> None:
+    """A SIGTERM handler: leave through SystemExit, so that `finally` blocks clean up."""
+    raise SystemExit(128 + signum)
+
+
+def run_within(
+    main_async: Callable[[Run, Path], Awaitable[int]], run: Run, scratch: Path, time_limit: float
+) -> int:
+    """`asyncio.run(main_async(run, scratch))`, stopped with TimeLimitExceeded after
+    `time_limit` seconds (a TimeoutError of its own still propagates as it is)."""
+
+    async def bounded() -> int:
+        try:
+            async with asyncio.timeout(time_limit) as limit:
+                return await main_async(run, scratch)
+        except TimeoutError as exc:
+            if limit.expired():
+                raise TimeLimitExceeded from exc
+            raise
+
+    return asyncio.run(bounded())
+
+
+def report_time_limit(run: Run, time_limit: float) -> int:
+    """Say that the run gave up, with the end of each server's log; the exit status 2."""
+    print(f"gave up after --time-limit {time_limit:g}s", file=sys.stderr)
+    for server in run.servers:
+        print(f"--- end of {server.name}'s log:\n{server.log_tail()}", file=sys.stderr)
+    return 2

@@ -62,7 +62,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -73,17 +72,22 @@ from websockets.exceptions import ConnectionClosed
 from _common import (
     PG_ADMIN_DSN,
     BenchUser,
+    Run,
     Server,
+    TimeLimitExceeded,
+    cleanup,
     cpu_seconds,
     create_database,
     create_group,
-    drop_database,
     free_port,
     machine_busy_seconds,
     new_secret,
     parley_migrate,
     percentile,
+    report_time_limit,
+    run_within,
     sqlalchemy_url,
+    terminate,
     workdir,
 )
 
@@ -780,14 +784,6 @@ def tally(m: Measurement, target: Target, reports: Sequence[dict[str, Any]]) -> 
 # --- setting the two systems up ---------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """What this run started and must clean up, whatever happens."""
-
-    servers: list[Server] = field(default_factory=list)
-    databases: list[str] = field(default_factory=list)
-
-
 def layout(args: argparse.Namespace) -> list[list[int]]:
     """The member user ids of each chat: consecutive blocks of `group_size` users."""
     size = args.group_size
@@ -1047,48 +1043,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class TimeLimitExceeded(Exception):
-    """The whole run took longer than `--time-limit`."""
-
-
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.receiver:
         asyncio.run(receiver_main())
         return 0
     check_fd_limit(args.chats * args.group_size)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     run = Run()
-
-    async def bounded(scratch: Path) -> int:
-        try:
-            async with asyncio.timeout(args.time_limit) as limit:
-                return await main_async(args, run, scratch)
-        except TimeoutError as exc:
-            if limit.expired():
-                raise TimeLimitExceeded from exc
-            raise
-
     with workdir() as scratch:
         try:
-            return asyncio.run(bounded(Path(scratch)))
+            return run_within(
+                lambda run, scratch: main_async(args, run, scratch),
+                run,
+                Path(scratch),
+                args.time_limit,
+            )
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
         except TimeLimitExceeded:
-            print(f"gave up after --time-limit {args.time_limit:g}s", file=sys.stderr)
-            for server in run.servers:
-                print(f"--- end of {server.name}'s log:\n{server.log_tail()}", file=sys.stderr)
-            return 2
+            return report_time_limit(run, args.time_limit)
         finally:
-            for server in reversed(run.servers):
-                server.stop()
-            for name in run.databases:
-                asyncio.run(drop_database(name))
+            cleanup(run)
 
 
 if __name__ == "__main__":

@@ -64,10 +64,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -76,19 +75,24 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from _common import (
+    Run,
     Server,
+    TimeLimitExceeded,
     backend_pids,
+    cleanup,
     cpu_by_pid,
     cpu_seconds,
     create_database,
     create_users,
-    drop_database,
     free_port,
     machine_busy_seconds,
     new_secret,
     parley_migrate,
     percentile,
+    report_time_limit,
+    run_within,
     sqlalchemy_url,
+    terminate,
     workdir,
 )
 from extract import URL as EXTRACT_URL
@@ -245,15 +249,6 @@ class Http:
 
 
 # --- what the run starts -----------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """What this run started and must clean up, whatever happens."""
-
-    servers: list[Server] = field(default_factory=list)
-    databases: list[str] = field(default_factory=list)
-    redis_url: str | None = None  # flushed at the end
 
 
 @dataclass
@@ -1047,14 +1042,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class TimeLimitExceeded(Exception):
-    """The whole run took longer than `--time-limit`."""
-
-
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_pages is not None:
@@ -1062,21 +1049,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(serve_pages(args.serve_pages))
         return 0
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     run = Run()
-
-    async def bounded(scratch: Path) -> int:
-        try:
-            async with asyncio.timeout(args.time_limit) as limit:
-                return await main_async(args, run, scratch)
-        except TimeoutError as exc:
-            if limit.expired():
-                raise TimeLimitExceeded from exc
-            raise
-
     with workdir() as scratch:
         try:
-            return asyncio.run(bounded(Path(scratch)))
+            return run_within(
+                lambda run, scratch: main_async(args, run, scratch),
+                run,
+                Path(scratch),
+                args.time_limit,
+            )
         except KeyboardInterrupt:
             print("interrupted: stopping everything and dropping the database", file=sys.stderr)
             return 130
@@ -1084,42 +1066,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("terminated: stopping everything and dropping the database", file=sys.stderr)
             raise
         except TimeLimitExceeded:
-            print(f"gave up after --time-limit {args.time_limit:g}s", file=sys.stderr)
-            for server in run.servers:
-                print(f"--- end of {server.name}'s log:\n{server.log_tail()}", file=sys.stderr)
-            return 2
+            return report_time_limit(run, args.time_limit)
         finally:
             # A second Ctrl-C (or a TERM) must not cut the cleanup short.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             cleanup(run)
-
-
-def cleanup(run: Run) -> None:
-    """Stop every process, drop the database, flush Redis; each step even if one fails."""
-    for server in reversed(run.servers):
-        try:
-            server.stop()
-        except Exception as exc:  # go on with the rest
-            print(f"could not stop {server.name} (pid {server.proc.pid}): {exc!r}", file=sys.stderr)
-    for name in run.databases:
-        try:
-            asyncio.run(drop_database(name))
-        except Exception as exc:
-            print(f"could not drop database {name}: {exc!r}", file=sys.stderr)
-    if run.redis_url is not None:
-        try:
-            asyncio.run(flush_redis(run.redis_url))
-        except Exception as exc:
-            print(f"could not flush {run.redis_url}: {exc!r}", file=sys.stderr)
-
-
-async def flush_redis(url: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import sys
 import time
 import uuid
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +49,13 @@ import httpx
 from _common import (
     BenchUser,
     LoadResult,
+    Run,
     SendOne,
     Server,
+    cleanup,
     create_database,
     create_group,
     create_users,
-    drop_database,
     free_port,
     new_secret,
     parley_migrate,
@@ -70,14 +71,6 @@ CREATED = frozenset({201})  # a 200 would be an idempotent replay, not a new mes
 TARGET_RATIO = 0.40
 TARGET_P99_MS = 50.0
 TEXT = "bench message {seq} from {user}: the quick brown fox jumps over the lazy dog"
-
-
-@dataclass
-class Run:
-    """What this run created and must clean up, whatever happens."""
-
-    servers: list[Server] = field(default_factory=list)
-    databases: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -352,10 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("interrupted: stopping the servers and dropping the databases", file=sys.stderr)
             return 130
         finally:
-            for server in reversed(run.servers):
-                server.stop()
-            for name in run.databases:
-                asyncio.run(drop_database(name))
+            cleanup(run)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ def server_env(database_url: str, redis_url: str | None, **extra: str) -> dict[s
         "PARLEY_EVENT_LOG_MAX_EVENTS": str(LOG_MAX_EVENTS),
         "PARLEY_EVENT_LOG_MAX_AGE_SECONDS": "0",
         "PARLEY_FETCH_ALLOW_PRIVATE": "true",
-        # A module's tests register dozens of users from one address against one server.
-        "PARLEY_RATE_LIMIT_ENABLED": "false",
     }
     if redis_url:
         env["PARLEY_REDIS_URL"] = redis_url
