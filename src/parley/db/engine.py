@@ -16,12 +16,17 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # Wait for another writer as long as the driver's connect timeout does (30 s): a second
+    # `parley serve` on the same file, starting while the first migrates or sweeps, must
+    # not fail its own startup with "database is locked".
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -33,7 +38,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # in-memory database's pool takes no size.
         kwargs.pop("pool_size", None)
         kwargs.pop("max_overflow", None)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **kwargs
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_size", 30)
