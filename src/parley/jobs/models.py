@@ -83,6 +83,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Renewed while an attempt runs: a running job whose heartbeat stops lost its worker.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     page_id: Mapped[int | None] = mapped_column(
         BigIntId, ForeignKey("pages.id", ondelete="SET NULL"), default=None
     )

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from parley.realtime.events import Frame
+from parley.realtime.codec import Frame
 
 Listener = Callable[[Frame], None]
 

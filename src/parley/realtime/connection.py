@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from parley.ops.metrics import EVENTS_DELIVERED, WS_DROPPED
-from parley.realtime.events import Frame, parse_event_id
+from parley.realtime.codec import Frame, parse_event_id
 
 SLOW_CONSUMER_CLOSE_CODE = 1013  # "try again later": the client resumes by id
 

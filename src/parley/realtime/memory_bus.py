@@ -10,7 +10,7 @@ from typing import Any
 
 from parley.ops.metrics import EVENTS_PUBLISHED
 from parley.realtime.bus import Bus, ReplayUnavailable
-from parley.realtime.events import Frame, encode_body, parse_event_id, with_id, without_id
+from parley.realtime.codec import Frame, encode_body, parse_event_id, with_id, without_id
 
 
 @dataclass

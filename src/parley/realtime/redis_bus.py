@@ -22,7 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley.ops.metrics import EVENTS_PUBLISHED
 from parley.realtime.bus import Bus, ReplayUnavailable
-from parley.realtime.events import Frame, encode_body, parse_event_id, with_id, without_id
+from parley.realtime.codec import Frame, encode_body, parse_event_id, with_id, without_id
 
 log = structlog.get_logger("parley.bus")
 

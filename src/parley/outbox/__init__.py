@@ -1,0 +1,11 @@
+"""The transactional outbox: events and job enqueues written with the change they report.
+
+Services call `emit` (an event for some users) or `enqueue` (a background job) inside their
+transaction; nothing else is needed. Once the transaction commits, the process publishes its
+rows at once (`OutboxPublisher`), and the relay publishes whatever is left (`Relay`).
+"""
+
+from parley.outbox.emit import emit, emit_row, enqueue
+from parley.outbox.models import OutboxRow
+
+__all__ = ["OutboxRow", "emit", "emit_row", "enqueue"]
