@@ -25,6 +25,8 @@ from parley.db.migrate import upgrade_to_head
 from parley.db.models import Base
 from parley.settings import Settings
 
+pytest_plugins = ["tests.fixtures.plugin"]
+
 MODE = os.environ.get("PARLEY_TEST_MODE", "embedded")
 PG_ADMIN_URL = os.environ.get("PARLEY_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("PARLEY_TEST_REDIS", "redis://127.0.0.1:6379/15")
