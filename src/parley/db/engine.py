@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -51,13 +52,26 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+ExitHook = Callable[[AsyncSession], Awaitable[None]]
+
+
 class Database:
     """An engine plus its session factory: the only way code reaches the database."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # A session class of this database's own, so that session events (the outbox's)
+        # are listened to per database, not for every database of the process.
+        self.sync_session_class: type[Session] = type("ParleySession", (Session,), {})
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=self.sync_session_class
+        )
+        self._exit_hooks: list[ExitHook] = []
+
+    def add_exit_hook(self, hook: ExitHook) -> None:
+        """Run `hook` with each session when its `session()` block ends (raised or not)."""
+        self._exit_hooks.append(hook)
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,9 +80,16 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session that is rolled back if the block raises, and closed at the end."""
+        """A session that is rolled back if the block raises, and closed at the end.
+
+        Leaving the block waits for what its commits handed on (see `add_exit_hook`).
+        """
         async with self.sessionmaker() as session:
-            yield session
+            try:
+                yield session
+            finally:
+                for hook in self._exit_hooks:
+                    await hook(session)
 
     async def ping(self) -> None:
         """One real round trip; raises if the database cannot answer."""

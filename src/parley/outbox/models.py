@@ -31,6 +31,9 @@ class OutboxRow(Base):
             postgresql_where="published_at IS NULL",
             sqlite_where="published_at IS NULL",
         ),
+        # Row ids are publication keys (appending one twice is a no-op): SQLite must never
+        # hand out an id again once the rows below it are pruned.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[IntPK]

@@ -1,0 +1,67 @@
+"""The outbox's own statements: unpublished rows in order, marking, pruning."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.db.base import utcnow
+from parley.outbox.items import Pending
+from parley.outbox.models import EVENT, JOB, OutboxRow
+
+BATCH = 500
+
+
+async def unpublished(
+    session: AsyncSession, *, kind: str, older_than: datetime | None, limit: int = BATCH
+) -> list[Pending]:
+    """Unpublished rows of one kind in id order, optionally only those created before a time."""
+    stmt = (
+        select(OutboxRow)
+        .where(OutboxRow.published_at.is_(None), OutboxRow.kind == kind)
+        .order_by(OutboxRow.id)
+        .limit(limit)
+    )
+    if older_than is not None:
+        stmt = stmt.where(OutboxRow.created_at < older_than)
+    return [Pending.of(row) for row in await session.scalars(stmt)]
+
+
+async def recently_published_events(session: AsyncSession, since: datetime) -> list[Pending]:
+    """Events published after `since`, in id order (to republish after Redis lost a tail)."""
+    stmt = (
+        select(OutboxRow)
+        .where(OutboxRow.kind == EVENT, OutboxRow.published_at >= since)
+        .order_by(OutboxRow.id)
+    )
+    return [Pending.of(row) for row in await session.scalars(stmt)]
+
+
+async def mark_published(session: AsyncSession, row_ids: Sequence[int]) -> None:
+    """Record rows as published (and commit)."""
+    if not row_ids:
+        return
+    await session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(row_ids), OutboxRow.published_at.is_(None))
+        .values(published_at=utcnow())
+    )
+    await session.commit()
+
+
+async def prune(session: AsyncSession, keep_seconds: float) -> int:
+    """Delete rows published more than `keep_seconds` ago (and commit); returns how many."""
+    cutoff = utcnow() - timedelta(seconds=keep_seconds)
+    result = await session.execute(
+        delete(OutboxRow).where(
+            OutboxRow.published_at.is_not(None), OutboxRow.published_at < cutoff
+        )
+    )
+    await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+__all__ = ["EVENT", "JOB", "mark_published", "prune", "recently_published_events", "unpublished"]
