@@ -11,6 +11,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from parley.db.migrate import upgrade_to_head
+    from parley.realtime.router import MAX_CLIENT_FRAME_BYTES
     from parley.settings import get_settings
 
     settings = get_settings()
@@ -31,6 +32,8 @@ def _serve(args: argparse.Namespace) -> int:
         ws_ping_interval=settings.ws_heartbeat_seconds,
         ws_ping_timeout=settings.ws_heartbeat_seconds,
         ws_per_message_deflate=settings.ws_compression,
+        # A bigger client frame closes the socket with 1009 while it is being read.
+        ws_max_size=MAX_CLIENT_FRAME_BYTES,
     )
     return 0
 

@@ -1,31 +1,69 @@
-"""The event bus: a per-user event log plus live fan-out to this process's sockets.
+"""The event bus: per-user event logs plus live fan-out to the sockets of every process.
 
 Two implementations share this interface: in-process memory (embedded mode) and Redis
-(services mode: Streams for the log, pub/sub for live delivery across processes).
+(services mode: a Stream per user for the log, one pub/sub connection per process for live
+delivery). Events reach the bus only from the outbox (`parley.outbox`), identified by their
+outbox row id, which makes appending idempotent: a row appended twice is logged once.
 """
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from parley.realtime.codec import Frame
 
 Listener = Callable[[Frame], None]
+GapHandler = Callable[[], None]
 
 
 class ReplayUnavailable(Exception):
-    """The requested position is older than the log keeps: the client must resync."""
+    """The requested position is not in the log any more: the client must resync."""
+
+
+class BusUnavailable(Exception):
+    """The bus cannot deliver right now (its store is unreachable or not subscribed)."""
+
+
+class Appended(enum.Enum):
+    """What became of one event handed to `Bus.append`."""
+
+    LOGGED = "logged"
+    """Appended to every recipient's log and published live."""
+    DUPLICATE = "duplicate"
+    """This row was appended before: nothing was done."""
+    DEFERRED = "deferred"
+    """The fast path is closed (after an outage): the relay publishes it, in order."""
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """An event to log: its outbox row id, recipients and encoded body (see codec)."""
+
+    row_id: int
+    recipients: Sequence[int]
+    body: str
+    event_type: str
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a socket starts: the events to replay, then the id live events follow."""
+
+    frames: list[Frame]
+    last_event_id: str
 
 
 class Bus(ABC):
-    """Publishes events to users and delivers them to the listeners of this process."""
+    """Logs events per user and delivers them to the listeners of this process."""
 
     def __init__(self) -> None:
         self._listeners: dict[int, set[Listener]] = defaultdict(set)
-        self._presence: dict[int, int] = defaultdict(int)
+        self._gap_handlers: list[GapHandler] = []
 
     async def start(self) -> None:
         """Open connections and background tasks."""
@@ -34,14 +72,16 @@ class Bus(ABC):
         """Release everything `start` opened."""
 
     @abstractmethod
-    async def ping(self) -> None:
-        """Raise if the bus cannot deliver right now."""
+    async def check(self) -> None:
+        """Raise BusUnavailable (or a connection error) unless live delivery works now."""
 
     @abstractmethod
-    async def publish(
-        self, user_ids: Iterable[int], event_type: str, data: Mapping[str, Any]
-    ) -> None:
-        """Append the event to each user's log (assigning ids) and deliver it live."""
+    async def append(self, events: Sequence[LogEvent], *, gated: bool) -> list[Appended]:
+        """Log each event for its recipients and deliver it live, once per row id.
+
+        With `gated`, an event is deferred instead while the fast path is closed. Raises a
+        connection error when the store is unreachable (nothing is then known to be done).
+        """
 
     @abstractmethod
     async def publish_ephemeral(
@@ -50,20 +90,60 @@ class Bus(ABC):
         """Deliver an event live only: no id, never replayed."""
 
     @abstractmethod
-    async def replay(self, user_id: int, after_id: str) -> list[Frame]:
-        """The user's logged events after `after_id`, oldest first.
+    async def position(self, user_id: int, after_id: str | None) -> Position:
+        """The user's logged events after `after_id` and the id that follows them.
 
-        Raises ReplayUnavailable when events after that id were already dropped.
+        Without `after_id`: no frames, and the id of the user's newest event (or one that
+        precedes every future event). Raises ReplayUnavailable when `after_id` is not a
+        position of this log (older than what it keeps, or from data it lost).
         """
 
-    async def listen(self, user_id: int, listener: Listener) -> None:
-        """Call `listener` with every event for `user_id` published from now on, in order."""
-        first = not self._listeners[user_id]
-        self._listeners[user_id].add(listener)
-        if first:
-            await self._subscribe(user_id)
+    # -- the outbox's side: gating the fast path, job send claims, data loss --------------
 
-    async def unlisten(self, user_id: int, listener: Listener) -> None:
+    async def close_gate(self, deferred_row_ids: Sequence[int] = ()) -> None:
+        """Close the fast path (its events are deferred to the relay) and record deferrals."""
+
+    async def reopen_gate(self) -> bool:
+        """Open the fast path again unless a deferred row is still unpublished."""
+        return True
+
+    async def gate_is_open(self) -> bool:
+        """Whether fast-path events are appended now (renewing the gate's lease)."""
+        return True
+
+    async def claim_send(self, key: str) -> bool:
+        """Claim the sending of the job row `key`; False when it is sent or being sent."""
+        return True
+
+    async def release_send(self, key: str, *, sent: bool) -> None:
+        """After a claim: remember the job as sent, or free it for another try."""
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever the store was found restarted (it may have lost recent data)."""
+        return 0
+
+    async def kept_its_data(self) -> bool:
+        """After a restart: True when the store kept its data (only a recent tail may be lost)."""
+        return True
+
+    # -- presence -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def presence_join(self, user_id: int) -> bool:
+        """Count one more open socket of `user_id`; True when it is their first anywhere."""
+
+    @abstractmethod
+    async def presence_leave(self, user_id: int) -> bool:
+        """Count one socket fewer; True when it was their last anywhere."""
+
+    # -- listeners of this process ----------------------------------------------------------
+
+    def listen(self, user_id: int, listener: Listener) -> None:
+        """Call `listener` with every event for `user_id` delivered from now on, in order."""
+        self._listeners[user_id].add(listener)
+
+    def unlisten(self, user_id: int, listener: Listener) -> None:
         """Stop calling `listener`."""
         listeners = self._listeners.get(user_id)
         if listeners is None:
@@ -71,31 +151,23 @@ class Bus(ABC):
         listeners.discard(listener)
         if not listeners:
             del self._listeners[user_id]
-            await self._unsubscribe(user_id)
 
-    async def presence_join(self, user_id: int) -> bool:
-        """Count one more open socket of `user_id`; True when it is their first anywhere."""
-        self._presence[user_id] += 1
-        return self._presence[user_id] == 1
-
-    async def presence_leave(self, user_id: int) -> bool:
-        """Count one socket fewer; True when it was their last anywhere."""
-        self._presence[user_id] -= 1
-        if self._presence[user_id] <= 0:
-            del self._presence[user_id]
-            return True
-        return False
+    def on_gap(self, handler: GapHandler) -> None:
+        """Call `handler` whenever live delivery may have missed events (a lost connection)."""
+        self._gap_handlers.append(handler)
 
     def listened_users(self) -> int:
         """How many users have at least one listener in this process."""
         return len(self._listeners)
 
+    def is_listened(self, user_id: int) -> bool:
+        """Whether some socket of this process listens to `user_id`."""
+        return user_id in self._listeners
+
     def _deliver(self, user_id: int, frame: Frame) -> None:
         for listener in list(self._listeners.get(user_id, ())):
             listener(frame)
 
-    async def _subscribe(self, user_id: int) -> None:
-        """Start receiving `user_id`'s events in this process (no-op in memory)."""
-
-    async def _unsubscribe(self, user_id: int) -> None:
-        """Stop receiving `user_id`'s events in this process (no-op in memory)."""
+    def _signal_gap(self) -> None:
+        for handler in list(self._gap_handlers):
+            handler()

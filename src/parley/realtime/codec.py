@@ -1,9 +1,17 @@
-"""The event envelope and its ids."""
+"""The wire format of live events, built and parsed here and nowhere else.
+
+A client frame is one JSON object: `{"id", "type", "ts", "data"}` for a logged event,
+without `id` for an ephemeral one, and a few control frames (`ready`, `resync.required`,
+`pong`, `error`). An event is encoded once, as its *body* (the envelope without its id and
+without the opening brace), and each user's copy gets its own id prepended. Between
+processes, one *fan-out message* carries a body and the recipients (with their ids) in one
+string, so that a process parses it once whatever the number of sockets it feeds.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +19,12 @@ from parley.db.base import utcnow
 
 # Events that are never logged nor replayed, and carry no id.
 EPHEMERAL_TYPES = frozenset({"typing", "presence"})
+
+RESYNC_FRAME = '{"type":"resync.required"}'
+PONG_FRAME = '{"type":"pong"}'
+
+# Event ids are Redis Stream ids: "<milliseconds>-<sequence>".
+MAX_EVENT_ID_LENGTH = 48
 
 
 @dataclass(frozen=True)
@@ -44,9 +58,65 @@ def without_id(body: str) -> str:
     return "{" + body
 
 
+def ready_frame(last_event_id: str) -> str:
+    """The frame that ends replay: live events follow after `last_event_id`."""
+    return '{"type":"ready","data":{"lastEventId":' + json.dumps(last_event_id) + "}}"
+
+
+def error_frame(detail: str) -> str:
+    """A frame answering a client message the server could not use."""
+    return '{"type":"error","detail":' + json.dumps(detail) + "}"
+
+
 def parse_event_id(event_id: str) -> tuple[int, int] | None:
     """`"<ms>-<seq>"` as a comparable pair; None when it is not an id this server makes."""
     left, sep, right = event_id.partition("-")
-    if not sep or not left.isdigit() or not right.isdigit() or len(event_id) > 48:
+    if not sep or not left.isdigit() or not right.isdigit() or len(event_id) > MAX_EVENT_ID_LENGTH:
         return None
     return int(left), int(right)
+
+
+def format_event_id(key: tuple[int, int]) -> str:
+    """The id string of a comparable pair (the inverse of `parse_event_id`)."""
+    return f"{key[0]}-{key[1]}"
+
+
+# -- fan-out messages between processes ---------------------------------------------------
+#
+#   logged:     "<user>:<id>,<user>:<id>,...\n<body>"
+#   ephemeral:  "<user>,<user>,...\n<body>"
+#
+# The Lua publish script builds the logged form; `parse_fanout` is its only reader.
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """A decoded fan-out message: who gets the body, and under which id (None: ephemeral)."""
+
+    recipients: list[tuple[int, str | None]]
+    body: str
+
+    def frame_for(self, event_id: str | None) -> Frame:
+        """The client frame of one recipient."""
+        if event_id is None:
+            return Frame(None, without_id(self.body))
+        return Frame(event_id, with_id(event_id, self.body))
+
+
+def encode_ephemeral(user_ids: Sequence[int], body: str) -> str:
+    """The fan-out message of an ephemeral event."""
+    return ",".join(str(u) for u in user_ids) + "\n" + body
+
+
+def parse_fanout(message: str) -> Fanout | None:
+    """Decode a fan-out message; None when it is not one (never raises on bad input)."""
+    head, sep, body = message.partition("\n")
+    if not sep or not head:
+        return None
+    recipients: list[tuple[int, str | None]] = []
+    for part in head.split(","):
+        user, colon, event_id = part.partition(":")
+        if not user.isdigit():
+            return None
+        recipients.append((int(user), event_id if colon else None))
+    return Fanout(recipients, body)

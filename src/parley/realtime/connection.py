@@ -4,49 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from parley.ops.metrics import EVENTS_DELIVERED, WS_DROPPED
-from parley.realtime.codec import Frame, parse_event_id
+from parley.realtime.codec import Frame, format_event_id, parse_event_id
 
 SLOW_CONSUMER_CLOSE_CODE = 1013  # "try again later": the client resumes by id
 
 
 class Connection:
-    """Queues frames for one socket. Frames with an id at or below the last one are dropped.
+    """Queues frames for one socket. A logged frame at or below the last id sent is dropped.
 
-    While `buffering`, live frames are held back so a replay can go first; `go_live` then
-    releases them, skipping any the replay already covered.
+    While `held` (a replay or a refill from the log is being read), live frames wait; going
+    live releases those beyond the position the log gave, so that nothing is sent twice and
+    nothing out of order.
     """
 
-    def __init__(
-        self,
-        user_id: int,
-        *,
-        queue_size: int,
-        on_gap: Callable[[Connection], Coroutine[Any, Any, None]],
-    ) -> None:
+    def __init__(self, user_id: int, *, queue_size: int) -> None:
         self.user_id = user_id
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self.last_id: tuple[int, int] | None = None
-        self.buffering = True
+        self._holding = True
         self._held: list[Frame] = []
-        self._on_gap = on_gap
         self.overflowed = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.refilling = asyncio.Lock()
+
+    @property
+    def position(self) -> str | None:
+        """The id of the last event queued to this socket (or of its `ready` frame)."""
+        return format_event_id(self.last_id) if self.last_id is not None else None
 
     def offer(self, frame: Frame) -> None:
         """Called by the bus for every live frame of this user."""
-        if self.buffering:
+        if self._holding:
             self._held.append(frame)
-            return
-        if not frame.text:  # the bus lost live delivery for a while: refill from the log
-            task = asyncio.get_running_loop().create_task(self._on_gap(self))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return
-        self.push(frame)
+        else:
+            self.push(frame)
+
+    def hold(self) -> None:
+        """Hold live frames back while the log is read."""
+        self._holding = True
 
     def push(self, frame: Frame) -> None:
         """Queue a frame unless it is a duplicate; flag the socket as too slow when full."""
@@ -65,13 +61,20 @@ class Connection:
         EVENTS_DELIVERED.inc()
 
     def push_text(self, text: str) -> None:
-        """Queue a frame that is not an event (pong, resync notice)."""
+        """Queue a frame that is not an event (pong, resync notice, ready)."""
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(text)
 
-    def go_live(self) -> None:
-        """Release the frames held during replay, in order, skipping duplicates."""
-        self.buffering = False
+    def go_live(self, last_event_id: str, *, restart: bool = False) -> None:
+        """Live events follow `last_event_id`: release the held frames beyond it, in order.
+
+        With `restart` (after a resync) the position starts over at `last_event_id`, even
+        if the log that gave it is a new one whose ids are not above the old ones.
+        """
+        key = parse_event_id(last_event_id)
+        if key is not None and (restart or self.last_id is None or key > self.last_id):
+            self.last_id = key
+        self._holding = False
         held, self._held = self._held, []
         for frame in held:
-            self.offer(frame)
+            self.push(frame)

@@ -1,50 +1,66 @@
-"""This process's open sockets: registration, presence, typing and shutdown."""
+"""This process's open sockets: where each starts, refills after a gap, presence and typing."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Protocol
 
 import structlog
-from sqlalchemy import select
 from starlette.websockets import WebSocket
 
-from parley.chats.models import ChatMember
-from parley.db.engine import Database
 from parley.ops.metrics import WS_OPEN
 from parley.realtime.bus import Bus, ReplayUnavailable
+from parley.realtime.codec import RESYNC_FRAME, ready_frame
 from parley.realtime.connection import Connection
 
 log = structlog.get_logger("parley.hub")
 
-RESYNC_FRAME = '{"type":"resync.required"}'
+
+class Directory(Protocol):
+    """What live delivery needs to know about chats (the chats domain provides it)."""
+
+    async def members_of(self, chat_id: int) -> list[int]:
+        """The ids of a chat's members (empty for a missing chat)."""
+        ...
+
+    async def presence_audience(self, user_id: int) -> list[int]:
+        """The users who are told when `user_id` comes online or goes offline."""
+        ...
 
 
 class Hub:
-    """Tracks sockets per user and drives replay, presence and typing for them."""
+    """Tracks the sockets of this process and feeds each one from the bus."""
 
-    def __init__(self, bus: Bus, db: Database, *, queue_size: int) -> None:
+    def __init__(self, bus: Bus, directory: Directory, *, queue_size: int) -> None:
         self.bus = bus
-        self.db = db
+        self.directory = directory
         self.queue_size = queue_size
-        self._sockets: dict[int, set[WebSocket]] = defaultdict(set)
+        self._sockets: dict[WebSocket, Connection] = {}
+        self._refills: set[asyncio.Task[None]] = set()
+        bus.on_gap(self._refill_all)
 
     @property
     def open_sockets(self) -> int:
         """Sockets open in this process."""
-        return sum(len(s) for s in self._sockets.values())
+        return len(self._sockets)
 
     async def connect(
         self, websocket: WebSocket, user_id: int, last_event_id: str | None
     ) -> Connection:
-        """Start delivery to a new socket: replay after `last_event_id`, then live."""
-        conn = Connection(user_id, queue_size=self.queue_size, on_gap=self.refill)
-        await self.bus.listen(user_id, conn.offer)
-        if last_event_id:
-            await self._replay(conn, last_event_id)
-        conn.go_live()
-        self._sockets[user_id].add(websocket)
+        """Start delivery to a new socket: replay after `last_event_id`, `ready`, then live.
+
+        Raises when the bus cannot serve it now (the caller closes the socket).
+        """
+        await self.bus.check()
+        conn = Connection(user_id, queue_size=self.queue_size)
+        self.bus.listen(user_id, conn.offer)
+        try:
+            await self._start_at(conn, last_event_id, refill=False)
+        except BaseException:
+            self.bus.unlisten(user_id, conn.offer)
+            raise
+        self._sockets[websocket] = conn
         WS_OPEN.inc()
         if await self.bus.presence_join(user_id):
             await self._announce_presence(user_id, "online")
@@ -52,45 +68,51 @@ class Hub:
 
     async def disconnect(self, websocket: WebSocket, conn: Connection) -> None:
         """Stop delivery to a socket that has closed."""
-        user_id = conn.user_id
-        await self.bus.unlisten(user_id, conn.offer)
-        sockets = self._sockets.get(user_id)
-        if sockets is not None and websocket in sockets:
-            sockets.discard(websocket)
-            WS_OPEN.dec()
-            if not sockets:
-                del self._sockets[user_id]
-            if await self.bus.presence_leave(user_id):
-                await self._announce_presence(user_id, "offline")
+        self.bus.unlisten(conn.user_id, conn.offer)
+        if self._sockets.pop(websocket, None) is None:
+            return
+        WS_OPEN.dec()
+        if await self.bus.presence_leave(conn.user_id):
+            await self._announce_presence(conn.user_id, "offline")
 
-    async def _replay(self, conn: Connection, after_id: str) -> None:
+    async def _start_at(self, conn: Connection, after_id: str | None, *, refill: bool) -> None:
+        """Queue what the log holds after `after_id`, or a resync notice, then go live.
+
+        A new socket always gets `ready`; a refill only after a resync (its position then
+        starts over), since its client already knows where it is otherwise.
+        """
+        conn.hold()
+        restart = False
         try:
-            frames = await self.bus.replay(conn.user_id, after_id)
+            position = await self.bus.position(conn.user_id, after_id)
         except ReplayUnavailable:
             conn.push_text(RESYNC_FRAME)
-            return
-        except Exception as exc:  # the log cannot be read: a resync is always a safe answer
-            log.warning("replay failed; asking the client to resync", error=str(exc))
-            conn.push_text(RESYNC_FRAME)
-            return
-        for frame in frames:
+            position = await self.bus.position(conn.user_id, None)
+            restart = True
+        for frame in position.frames:
             conn.push(frame)
+        if restart or not refill:
+            conn.push_text(ready_frame(position.last_event_id))
+        conn.go_live(position.last_event_id, restart=restart)
 
-    async def refill(self, conn: Connection) -> None:
-        """After the bus lost live delivery: send whatever the log has beyond the socket."""
-        if conn.last_id is None:
-            conn.push_text(RESYNC_FRAME)
-            return
-        await self._replay(conn, f"{conn.last_id[0]}-{conn.last_id[1]}")
+    def _refill_all(self) -> None:
+        """Live delivery may have missed events: refill every socket from the log."""
+        for conn in list(self._sockets.values()):
+            task = asyncio.get_running_loop().create_task(self._refill(conn))
+            self._refills.add(task)
+            task.add_done_callback(self._refills.discard)
+
+    async def _refill(self, conn: Connection) -> None:
+        async with conn.refilling:
+            try:
+                await self._start_at(conn, conn.position, refill=True)
+            except Exception as exc:  # the log cannot be read now; the next gap refills
+                log.warning("could not refill a socket from the log", error=str(exc)[:200])
+                conn.go_live(conn.position or "0-0")
 
     async def typing(self, user_id: int, chat_id: int) -> bool:
         """Tell a chat's other members that `user_id` is typing; False if not a member."""
-        async with self.db.session() as session:
-            members = list(
-                await session.scalars(
-                    select(ChatMember.user_id).where(ChatMember.chat_id == chat_id)
-                )
-            )
+        members = await self.directory.members_of(chat_id)
         if user_id not in members:
             return False
         others = [m for m in members if m != user_id]
@@ -98,26 +120,14 @@ class Hub:
         return True
 
     async def _announce_presence(self, user_id: int, status: str) -> None:
-        async with self.db.session() as session:
-            mine = select(ChatMember.chat_id).where(ChatMember.user_id == user_id)
-            contacts = set(
-                await session.scalars(
-                    select(ChatMember.user_id).where(ChatMember.chat_id.in_(mine)).distinct()
-                )
-            )
-        contacts.discard(user_id)
+        audience = [u for u in await self.directory.presence_audience(user_id) if u != user_id]
         await self.bus.publish_ephemeral(
-            contacts, "presence", {"userId": user_id, "status": status}
+            audience, "presence", {"userId": user_id, "status": status}
         )
 
     async def close_all(self, code: int, reason: str = "") -> None:
         """Close every socket of this process (shutdown: 1001 so clients resume elsewhere)."""
         closers: list[Awaitable[None]] = [
-            ws.close(code=code, reason=reason)
-            for sockets in list(self._sockets.values())
-            for ws in list(sockets)
+            ws.close(code=code, reason=reason) for ws in list(self._sockets)
         ]
         await asyncio.gather(*closers, return_exceptions=True)
-
-
-HubFactory = Callable[[Bus, Database], Hub]

@@ -1,8 +1,14 @@
 """The services-mode bus: a Redis Stream per user for the log, pub/sub for live delivery.
 
-One Lua script appends an event to a user's stream and publishes it in the same atomic step,
-so every subscriber sees a user's events in stream order. Each process holds a single pub/sub
-connection, subscribed to the channels of the users it currently serves.
+Appending is one Lua script per outbox row and partition (see `redis_layout`): it adds the
+event to each recipient's stream and publishes one fan-out message on the partition's
+channel, atomically, and only once per row (a marker key), so a retry or a second relay
+never logs an event twice. Every process holds one pub/sub connection subscribed to every
+partition's channel (`redis_reader`), and picks out the recipients it has sockets for.
+
+A Redis restart is noticed on the first new connection to it (its `run_id` changed): the
+fast path is closed at once, so that nothing published after the restart overtakes what
+the relay still has to publish or republish.
 """
 
 from __future__ import annotations
@@ -10,319 +16,340 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as redis
 import structlog
-from redis.asyncio.client import PubSub
-from redis.asyncio.connection import Connection, ConnectionPool
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from parley.ops.metrics import EVENTS_PUBLISHED
-from parley.realtime.bus import Bus, ReplayUnavailable
-from parley.realtime.codec import Frame, encode_body, parse_event_id, with_id, without_id
+from parley.realtime import redis_scripts
+from parley.realtime.bus import (
+    Appended,
+    Bus,
+    BusUnavailable,
+    LogEvent,
+    Position,
+    ReplayUnavailable,
+)
+from parley.realtime.codec import (
+    Frame,
+    encode_body,
+    encode_ephemeral,
+    parse_event_id,
+    parse_fanout,
+    with_id,
+)
+from parley.realtime.redis_layout import RedisLayout
+from parley.realtime.redis_reader import PubSubReader
 
 log = structlog.get_logger("parley.bus")
 
-STREAM_PREFIX = "parley:events:"
-CHANNEL_PREFIX = "parley:live:"
-SUBSCRIBE_CONFIRM_TIMEOUT = 5.0
-# A user's stream outlives its newest event by at least this long (then it is collected).
+# A user's log outlives its newest event by at least this long (then it is collected).
 STREAM_IDLE_EXPIRY_MS = 3_600_000
-
-# KEYS: stream keys. ARGV[1]: encoded body, ARGV[2]: max events, ARGV[3]: max age in ms,
-# ARGV[4...]: channel names (one per key), then the idle expiry of a stream in ms.
-# For each user: XADD, PUBLISH the frame with its id, and now and then trim the entries that
-# are both beyond the newest max_events and older than max age, remembering the newest id
-# trimmed (`<key>:dropped`) so that a resume from before it is answered with a resync.
-PUBLISH_SCRIPT = """
-local body = ARGV[1]
-local max_events = tonumber(ARGV[2])
-local max_age = tonumber(ARGV[3])
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-for i, key in ipairs(KEYS) do
-  local id = redis.call('XADD', key, '*', 'b', body)
-  redis.call('PUBLISH', ARGV[3 + i], '{"id":"' .. id .. '",' .. body)
-  redis.call('PEXPIRE', key, tonumber(ARGV[4 + #KEYS]))
-  local len = redis.call('XLEN', key)
-  -- Checked every 32 appends so that a log kept long by its age does not cost O(n) each time.
-  if len > max_events + math.max(16, math.floor(max_events / 8)) and len % 32 == 0 then
-    local keep = redis.call('XREVRANGE', key, '+', '-', 'COUNT', max_events)
-    local oldest_kept = keep[#keep][1]
-    local ms = tonumber(string.match(oldest_kept, '^(%d+)'))
-    local cut = oldest_kept
-    if ms > now_ms - max_age then cut = tostring(now_ms - max_age) end
-    local last_dropped = redis.call('XREVRANGE', key, '(' .. cut, '-', 'COUNT', 1)
-    if #last_dropped > 0 then
-      redis.call('SET', key .. ':dropped', last_dropped[1][1], 'PX', tonumber(ARGV[4 + #KEYS]))
-      redis.call('XTRIM', key, 'MINID', cut)
-    end
-  end
-end
-return #KEYS
-"""
-
-
-# KEYS[1]: a user's presence hash (process id -> open sockets). ARGV: process id, delta,
-# prefix of the per-process liveness keys, their TTL (the caller is alive: it renews its own).
-# Counts of processes that stopped heartbeating are dropped, so a crashed process does not
-# keep its users online forever.
-PRESENCE_SCRIPT = """
-redis.call('SET', ARGV[3] .. ARGV[1], '1', 'EX', ARGV[4])
-local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-local total = 0
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  if redis.call('EXISTS', ARGV[3] .. all[i]) == 1 then
-    total = total + tonumber(all[i + 1])
-  else
-    redis.call('HDEL', KEYS[1], all[i])
-  end
-end
-return total
-"""
-PRESENCE_PREFIX = "parley:presence:"
-PROCESS_PREFIX = "parley:process:"
-PROCESS_TTL_SECONDS = 30
-# How long close() waits for the reader and heartbeat to stop after cancelling them.
+# The fast path stays open this long after the relay last found nothing held back.
+GATE_LEASE_MS = 2_000
+# An appended row is remembered this long: publishing it again within it does nothing.
+MARKER_TTL_MS = 3_600_000
+# A claim on sending a job row lasts this long while the send is under way.
+SEND_CLAIM_MS = 30_000
+PROCESS_LEASE_MS = 30_000
+COMMAND_TIMEOUT_SECONDS = 2.0
 CLOSE_TIMEOUT_SECONDS = 5.0
 
 
-class _ReconnectAwarePubSub(PubSub):
-    """redis-py re-subscribes by itself after a lost connection; this also says it happened,
-    since whatever was published meanwhile never arrives."""
-
-    def __init__(self, pool: ConnectionPool, on_reconnect: Callable[[], None]) -> None:
-        super().__init__(pool)
-        self._on_reconnect = on_reconnect
-
-    async def on_connect(self, connection: Connection) -> None:
-        await super().on_connect(connection)
-        self._on_reconnect()
-
-
-def stream_key(user_id: int) -> str:
-    """The Redis key of a user's event log."""
-    return f"{STREAM_PREFIX}{user_id}"
-
-
-def channel_prefix(db: int) -> str:
-    """Pub/sub channels are shared by all of a Redis server's databases: name ours after ours,
-    so that two deployments on one server (different db numbers) never see each other."""
-    return f"{CHANNEL_PREFIX}{db}:"
-
-
 class RedisBus(Bus):
-    """Event log in Redis Streams, live fan-out over one pub/sub connection per process."""
+    """Event logs in Redis Streams, live fan-out over one pub/sub connection per process."""
 
     def __init__(self, url: str, *, max_events: int, max_age_seconds: float) -> None:
         super().__init__()
-        self._redis = redis.from_url(url, decode_responses=True, health_check_interval=10)
+        self._redis = redis.from_url(
+            url,
+            decode_responses=True,
+            health_check_interval=10,
+            socket_timeout=COMMAND_TIMEOUT_SECONDS,
+            socket_connect_timeout=COMMAND_TIMEOUT_SECONDS,
+            # One retry covers a pooled connection that died with a restarted server; more
+            # would only make a caller wait longer during an outage.
+            retry=Retry(NoBackoff(), 1),
+            redis_connect_func=self._on_connect,
+        )
+        db = int(self._redis.connection_pool.connection_kwargs.get("db", 0))
+        self.layout = RedisLayout(partitions=1, scope=str(db))
         self._max_events = max_events
         self._max_age_ms = int(max_age_seconds * 1000)
-        self._script = self._redis.register_script(PUBLISH_SCRIPT)
-        self._presence_script = self._redis.register_script(PRESENCE_SCRIPT)
-        self._pubsub = self._new_pubsub()
-        self._reader: asyncio.Task[None] | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-        self._confirmations: dict[str, asyncio.Event] = {}
+        self._append = self._redis.register_script(redis_scripts.APPEND)
+        self._position = self._redis.register_script(redis_scripts.POSITION)
+        self._presence = self._redis.register_script(redis_scripts.PRESENCE)
+        self._lease = self._redis.register_script(redis_scripts.LEASE)
+        self._close_gate = self._redis.register_script(redis_scripts.CLOSE_GATE)
+        self._reopen_gate = self._redis.register_script(redis_scripts.REOPEN_GATE)
         self._process_id = uuid.uuid4().hex
-        self._closing = False
-        self._channel_prefix = channel_prefix(
-            int(self._redis.connection_pool.connection_kwargs.get("db", 0))
+        self._run_id: str | None = None
+        self._generation = 0
+        self._reader = PubSubReader(
+            self._redis.pubsub,
+            self.layout.channels(),
+            self._on_live_message,
+            self._signal_gap,
+            subscribe=_subscribe,
+            read=_read,
         )
+        self._lease_task: asyncio.Task[None] | None = None
 
     @property
     def client(self) -> redis.Redis:
         """The process's Redis client (command pool), for other users of the same Redis."""
         return self._redis
 
-    def _channel(self, user_id: int) -> str:
-        return f"{self._channel_prefix}{user_id}"
+    @property
+    def generation(self) -> int:
+        """Bumped each time a connection finds Redis restarted since the last one."""
+        return self._generation
 
     async def start(self) -> None:
-        """Start the pub/sub reader and this process's presence heartbeat."""
-        await self._beat()
-        self._reader = asyncio.create_task(self._read_forever(), name="parley-bus-reader")
-        self._heartbeat = asyncio.create_task(self._beat_forever(), name="parley-bus-heartbeat")
+        """Start reading live messages; waits briefly for the first subscription."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._renew_leases()
+            await self._mark_epochs()
+        self._reader.start()
+        await self._reader.wait_ready(COMMAND_TIMEOUT_SECONDS)
+        self._lease_task = asyncio.create_task(self._lease_forever(), name="parley-bus-lease")
 
     async def close(self) -> None:
         """Stop reading and close every connection."""
-        # The loops also check the flag: a cancellation that lands inside a redis-py call
-        # can be swallowed there, and the loop would otherwise go on forever.
-        self._closing = True
-        tasks = [t for t in (self._reader, self._heartbeat) if t is not None]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_SECONDS)
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.wait([self._lease_task], timeout=CLOSE_TIMEOUT_SECONDS)
+        await self._reader.close(CLOSE_TIMEOUT_SECONDS)
         with contextlib.suppress(Exception):
-            await self._redis.delete(PROCESS_PREFIX + self._process_id)
-        with contextlib.suppress(Exception):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        await self._redis.aclose()
+            await self._redis.aclose()
 
-    async def ping(self) -> None:
-        """A round trip to Redis."""
-        await self._redis.ping()
+    async def check(self) -> None:
+        """Raise unless this process is subscribed and hears from Redis."""
+        if not self._reader.healthy:
+            raise BusUnavailable(self._reader.error or "live delivery is not running")
 
-    async def publish(
-        self, user_ids: Iterable[int], event_type: str, data: Mapping[str, Any]
-    ) -> None:
-        """Append to each user's stream and publish, atomically per call."""
-        users = list(dict.fromkeys(user_ids))
-        if not users:
-            return
-        EVENTS_PUBLISHED.labels(event_type).inc(len(users))
-        await self._script(
-            keys=[stream_key(u) for u in users],
-            args=[
-                encode_body(event_type, data),
-                self._max_events,
-                self._max_age_ms,
-                *(self._channel(u) for u in users),
-                max(2 * self._max_age_ms, STREAM_IDLE_EXPIRY_MS),
-            ],
-        )
+    # -- appending ------------------------------------------------------------------------
+
+    async def append(self, events: Sequence[LogEvent], *, gated: bool) -> list[Appended]:
+        """Append each row's event in every partition of its recipients (one pipeline)."""
+        calls: list[tuple[int, int]] = []  # (event index, partition) per script call
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for index, event in enumerate(events):
+                for partition, users in self.layout.by_partition(event.recipients).items():
+                    calls.append((index, partition))
+                    await self._append(
+                        keys=[
+                            self.layout.marker_prefix(partition) + str(event.row_id),
+                            self.layout.gate(partition),
+                            self.layout.deferred(partition),
+                            *(self.layout.stream(u) for u in users),
+                        ],
+                        args=[
+                            event.body,
+                            self._max_events,
+                            self._max_age_ms,
+                            max(2 * self._max_age_ms, STREAM_IDLE_EXPIRY_MS),
+                            self.layout.channel(partition),
+                            "1" if gated else "0",
+                            event.row_id,
+                            MARKER_TTL_MS,
+                            "PUBLISH",
+                            *users,
+                        ],
+                        client=pipe,
+                    )
+            replies = await pipe.execute() if calls else []
+        outcome: list[set[int]] = [set() for _ in events]
+        for (index, _), reply in zip(calls, replies, strict=True):
+            outcome[index].add(int(reply))
+        results = []
+        for event, codes in zip(events, outcome, strict=True):
+            if -1 in codes:
+                results.append(Appended.DEFERRED)
+            elif 1 in codes:
+                EVENTS_PUBLISHED.labels(event.event_type).inc(len(set(event.recipients)))
+                results.append(Appended.LOGGED)
+            else:
+                results.append(Appended.DUPLICATE)
+        return results
 
     async def publish_ephemeral(
         self, user_ids: Iterable[int], event_type: str, data: Mapping[str, Any]
     ) -> None:
-        """Publish without logging."""
-        text = without_id(encode_body(event_type, data))
+        """Publish without logging: one message per partition of the recipients."""
+        body = encode_body(event_type, data)
+        groups = self.layout.by_partition(dict.fromkeys(user_ids))
+        if not groups:
+            return
         async with self._redis.pipeline(transaction=False) as pipe:
-            for user_id in dict.fromkeys(user_ids):
-                pipe.publish(self._channel(user_id), text)
+            for partition, users in groups.items():
+                pipe.publish(self.layout.channel(partition), encode_ephemeral(users, body))
             await pipe.execute()
 
-    async def replay(self, user_id: int, after_id: str) -> list[Frame]:
-        """Stream entries after `after_id`; ReplayUnavailable if the stream dropped some."""
-        after = parse_event_id(after_id)
-        if after is None:
+    # -- reading a position ---------------------------------------------------------------
+
+    async def position(self, user_id: int, after_id: str | None) -> Position:
+        """Replay after `after_id` from the user's stream; see `redis_scripts.POSITION`."""
+        if after_id is not None and parse_event_id(after_id) is None:
             raise ReplayUnavailable(after_id)
-        key = stream_key(user_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.get(key + ":dropped")
-            pipe.xrange(key, min="-", max="+", count=1)
-            pipe.xrange(key, min="(" + after_id, max="+")
-            dropped_id, first, entries = await pipe.execute()
-        if not first:  # expired after a long silence, or Redis lost its data
-            raise ReplayUnavailable(after_id)
-        # In one continuous stream every id a client holds is either still there, or trimmed
-        # (at most the newest trimmed id). Anything else comes from a stream that was lost
-        # (a Redis restart) and what followed it cannot be known.
-        first_id = parse_event_id(str(first[0][0])) or (0, 0)
-        dropped = parse_event_id(str(dropped_id)) if dropped_id else None
-        if after < first_id and after != dropped:
-            raise ReplayUnavailable(after_id)
-        frames = []
-        for eid, fields in entries or []:
-            event_id, body = str(eid), str((fields or {})["b"])
-            frames.append(Frame(event_id, with_id(event_id, body)))
-        return frames
+        reply = await self._position(
+            keys=[
+                self.layout.stream(user_id),
+                self.layout.base(user_id),
+                self.layout.dropped(user_id),
+            ],
+            args=[after_id or "", max(2 * self._max_age_ms, STREAM_IDLE_EXPIRY_MS)],
+        )
+        if not reply or int(reply[0]) != 1:
+            raise ReplayUnavailable(after_id or "")
+        flat = reply[2:]
+        frames = [
+            Frame(str(flat[i]), with_id(str(flat[i]), str(flat[i + 1])))
+            for i in range(0, len(flat), 2)
+        ]
+        last = frames[-1].event_id if frames else None
+        return Position(frames, last or str(reply[1]))
+
+    # -- live delivery ----------------------------------------------------------------------
+
+    def _on_live_message(self, channel: str, text: str) -> None:
+        fanout = parse_fanout(text)
+        if fanout is None:
+            log.warning("ignored a malformed live message", channel=channel)
+            return
+        for user_id, event_id in fanout.recipients:
+            if user_id in self._listeners:
+                self._deliver(user_id, fanout.frame_for(event_id))
+
+    # -- the outbox's gate, send claims and restarts -----------------------------------------
+
+    async def close_gate(self, deferred_row_ids: Sequence[int] = ()) -> None:
+        """Close every partition's fast path, recording the rows it turned away."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition in range(self.layout.partitions):
+                await self._close_gate(
+                    keys=[self.layout.gate(partition), self.layout.deferred(partition)],
+                    args=list(deferred_row_ids),
+                    client=pipe,
+                )
+            await pipe.execute()
+
+    async def reopen_gate(self) -> bool:
+        """Open every partition's fast path unless one still has unappended deferred rows."""
+        opened = True
+        for partition in range(self.layout.partitions):
+            reply = await self._reopen_gate(
+                keys=[self.layout.gate(partition), self.layout.deferred(partition)],
+                args=[self.layout.marker_prefix(partition), GATE_LEASE_MS],
+            )
+            opened = opened and int(reply) == 1
+        return opened
+
+    async def gate_is_open(self) -> bool:
+        """Renew every open gate's lease; False when one of them is closed."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition in range(self.layout.partitions):
+                pipe.set(self.layout.gate(partition), "1", px=GATE_LEASE_MS, xx=True)
+            replies = await pipe.execute()
+        return all(bool(r) for r in replies)
+
+    async def claim_send(self, key: str) -> bool:
+        """Claim a job row's send for a while; False when sent or being sent."""
+        claimed = await self._redis.set(
+            self.layout.send_claim(key), "sending", nx=True, px=SEND_CLAIM_MS
+        )
+        return bool(claimed)
+
+    async def release_send(self, key: str, *, sent: bool) -> None:
+        """Keep the claim of a sent job (for the marker's life); drop an unsent one."""
+        name = self.layout.send_claim(key)
+        if sent:
+            await self._redis.set(name, "sent", px=MARKER_TTL_MS)
+        else:
+            await self._redis.delete(name)
+
+    async def kept_its_data(self) -> bool:
+        """False when Redis came back without its data (the epoch keys are gone)."""
+        names = [self.layout.epoch(p) for p in range(self.layout.partitions)]
+        present = int(await self._redis.exists(*names))
+        await self._mark_epochs()
+        return present == len(names)
+
+    async def _mark_epochs(self) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition in range(self.layout.partitions):
+                pipe.set(self.layout.epoch(partition), "1", nx=True)
+            await pipe.execute()
+
+    async def _on_connect(self, connection: AbstractConnection) -> None:
+        """Set up a new connection, and notice a restarted server before using it."""
+        await connection.on_connect()
+        await connection.send_command("INFO", "server")
+        info = await connection.read_response()
+        run_id = _run_id_of(info)
+        if run_id is None or run_id == self._run_id:
+            return
+        if self._run_id is not None:
+            self._generation += 1
+            log.warning("Redis restarted: the fast path closes until the relay has caught up")
+            for partition in range(self.layout.partitions):
+                await connection.send_command("DEL", self.layout.gate(partition))
+                await connection.read_response()
+        self._run_id = run_id
+
+    # -- presence -------------------------------------------------------------------------
 
     async def presence_join(self, user_id: int) -> bool:
         """Count a socket in Redis; True when it is the user's first on any live process."""
-        total = await self._presence_script(
-            keys=[PRESENCE_PREFIX + str(user_id)],
-            args=[self._process_id, 1, PROCESS_PREFIX, PROCESS_TTL_SECONDS],
-        )
-        return int(total) == 1
+        return int(await self._count_socket(user_id, 1)) == 1
 
     async def presence_leave(self, user_id: int) -> bool:
         """Uncount a socket; True when the user has none left on any live process."""
-        total = await self._presence_script(
-            keys=[PRESENCE_PREFIX + str(user_id)],
-            args=[self._process_id, -1, PROCESS_PREFIX, PROCESS_TTL_SECONDS],
+        return int(await self._count_socket(user_id, -1)) == 0
+
+    async def _count_socket(self, user_id: int, delta: int) -> int:
+        partition = self.layout.partition_of(user_id)
+        total = await self._presence(
+            keys=[self.layout.presence(user_id), self.layout.processes(partition)],
+            args=[self._process_id, delta, PROCESS_LEASE_MS],
         )
-        return int(total) == 0
+        return int(total)
 
-    async def _beat(self) -> None:
-        await self._redis.set(PROCESS_PREFIX + self._process_id, "1", ex=PROCESS_TTL_SECONDS)
+    async def _renew_leases(self) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition in range(self.layout.partitions):
+                await self._lease(
+                    keys=[self.layout.processes(partition)],
+                    args=[self._process_id, PROCESS_LEASE_MS],
+                    client=pipe,
+                )
+            await pipe.execute()
 
-    async def _beat_forever(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(PROCESS_TTL_SECONDS / 3)
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-                await self._beat()
+    async def _lease_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PROCESS_LEASE_MS / 3000)
+            with contextlib.suppress(RedisError, OSError):
+                await self._renew_leases()
 
-    async def _subscribe(self, user_id: int) -> None:
-        # Wait for Redis to confirm, so that a replay read after this cannot miss an event
-        # published between the read and the subscription.
-        name = self._channel(user_id)
-        confirmed = self._confirmations.setdefault(name, asyncio.Event())
-        await self._pubsub.subscribe(name)
-        self._subscribed.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_CONFIRM_TIMEOUT)
-        self._confirmations.pop(name, None)
 
-    async def _unsubscribe(self, user_id: int) -> None:
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-            await self._pubsub.unsubscribe(self._channel(user_id))
+async def _subscribe(pubsub: Any, channels: list[str]) -> None:
+    await pubsub.subscribe(*channels)
 
-    def _new_pubsub(self) -> PubSub:
-        return _ReconnectAwarePubSub(self._redis.connection_pool, self._notify_gap)
 
-    async def _read_forever(self) -> None:
-        backoff = 0.1
-        broken = False
-        while not self._closing:
-            if not self._listeners:
-                self._subscribed.clear()
-                await self._subscribed.wait()
-                continue
-            if broken:
-                try:
-                    await self._resubscribe()
-                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                    log.warning("pubsub still unavailable", error=str(exc))
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
-                    continue
-                broken, backoff = False, 0.1
-                self._notify_gap()
-            try:
-                message = await self._pubsub.get_message(timeout=1.0)
-            except (RedisConnectionError, RedisTimeoutError, OSError, RuntimeError) as exc:
-                log.warning("pubsub connection lost; resubscribing", error=str(exc))
-                broken = True
-                continue
-            if message is not None:
-                self._dispatch(message)
+async def _read(pubsub: Any, timeout: float) -> dict[str, Any] | None:
+    message: dict[str, Any] | None = await pubsub.get_message(timeout=timeout)
+    return message
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        name = message["channel"]
-        if message.get("type") == "subscribe":
-            confirmed = self._confirmations.get(name)
-            if confirmed is not None:
-                confirmed.set()
-            return
-        if message.get("type") != "message":
-            return
-        text = message["data"]
-        user_id = int(name[len(self._channel_prefix) :])
-        event_id = None
-        if text.startswith('{"id":"'):
-            event_id = text[7 : text.index('"', 7)]
-        self._deliver(user_id, Frame(event_id, text))
 
-    async def _resubscribe(self) -> None:
-        """After a lost connection: subscribe again to every user still listened to."""
-        with contextlib.suppress(Exception):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        self._pubsub = self._new_pubsub()
-        users = list(self._listeners)
-        if users:
-            await self._pubsub.subscribe(*(self._channel(u) for u in users))
-
-    def _notify_gap(self) -> None:
-        """Live delivery may have missed events while disconnected: tell every listener."""
-        gap = Frame(None, "")
-        for user_id in list(self._listeners):
-            self._deliver(user_id, gap)
+def _run_id_of(info: Any) -> str | None:
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return line.split(":", 1)[1].strip()
+    return None

@@ -13,15 +13,21 @@ from starlette.websockets import WebSocketState
 
 from parley.auth.deps import user_from_connection
 from parley.common.errors import DomainError
+from parley.realtime.codec import PONG_FRAME, error_frame
 from parley.realtime.connection import SLOW_CONSUMER_CLOSE_CODE, Connection
 from parley.realtime.hub import Hub
+from parley.realtime.origins import origin_allowed
 from parley.resources import Resources
 
 router = APIRouter(tags=["realtime"])
 log = structlog.get_logger("parley.ws")
 
 UNAUTHORIZED_CLOSE_CODE = 4401
-MAX_CLIENT_FRAME = 4096
+FORBIDDEN_ORIGIN_CLOSE_CODE = 4403
+TOO_BIG_CLOSE_CODE = 1009
+TRY_AGAIN_LATER_CLOSE_CODE = 1013
+# The largest client frame: `parley serve` refuses bigger ones while reading them (1009).
+MAX_CLIENT_FRAME_BYTES = 64 * 1024
 TYPING_MIN_INTERVAL = 1.0
 
 
@@ -38,18 +44,28 @@ def _bearer(websocket: WebSocket) -> str | None:
 async def websocket_events(websocket: WebSocket) -> None:
     """Live events for the authenticated user; see the contract's WebSocket section."""
     resources: Resources = websocket.app.state.resources
-    hub: Hub = resources.extras["hub"]
+    hub = resources.hub
+    token = _bearer(websocket)
+    if token is None and not origin_allowed(websocket, resources.settings.cors_origin_list):
+        # A cookie travels with any page's request: only our own pages may use it here.
+        await websocket.close(code=FORBIDDEN_ORIGIN_CLOSE_CODE)
+        return
     try:
         async with resources.db.session() as session:
-            user = await user_from_connection(
-                websocket, session, token=_bearer(websocket), check_csrf=False
-            )
+            user = await user_from_connection(websocket, session, token=token, check_csrf=False)
     except DomainError:
         await websocket.accept()
         await websocket.close(code=UNAUTHORIZED_CLOSE_CODE, reason="not authenticated")
         return
+    except Exception as exc:  # the database is unreachable: the client tries again later
+        await _refuse_for_now(websocket, "database", exc)
+        return
     await websocket.accept()
-    conn = await hub.connect(websocket, user.id, websocket.query_params.get("lastEventId"))
+    try:
+        conn = await hub.connect(websocket, user.id, websocket.query_params.get("lastEventId"))
+    except Exception as exc:  # the bus cannot serve sockets now
+        await _refuse_for_now(websocket, "pubsub", exc, accepted=True)
+        return
     sender = asyncio.create_task(_send_loop(websocket, conn))
     watchdog = asyncio.create_task(_close_when_overflowed(websocket, conn, sender))
     try:
@@ -59,7 +75,22 @@ async def websocket_events(websocket: WebSocket) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await hub.disconnect(websocket, conn)
+        with contextlib.suppress(Exception):  # presence is best effort when Redis is down
+            await hub.disconnect(websocket, conn)
+
+
+async def _refuse_for_now(
+    websocket: WebSocket, dependency: str, exc: BaseException, *, accepted: bool = False
+) -> None:
+    log.warning(
+        "socket refused: a dependency is unavailable",
+        dependency=dependency,
+        error=f"{type(exc).__name__}: {exc}"[:300],
+    )
+    with contextlib.suppress(Exception):
+        if not accepted:
+            await websocket.accept()
+        await websocket.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason=f"{dependency} unavailable")
 
 
 async def _send_loop(websocket: WebSocket, conn: Connection) -> None:
@@ -87,33 +118,40 @@ async def _receive_loop(websocket: WebSocket, conn: Connection, hub: Hub, user_i
             raw = await websocket.receive_text()
         except (WebSocketDisconnect, RuntimeError):
             return
+        if len(raw) > MAX_CLIENT_FRAME_BYTES // 4 and len(raw.encode()) > MAX_CLIENT_FRAME_BYTES:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=TOO_BIG_CLOSE_CODE, reason="frame too big")
+            return
         message = _parse(raw)
         if message is None:
-            conn.push_text('{"type":"error","detail":"expected a JSON object with a type"}')
+            conn.push_text(error_frame("expected a JSON object with a type"))
             continue
         kind = message.get("type")
         if kind == "ping":
-            conn.push_text('{"type":"pong"}')
+            conn.push_text(PONG_FRAME)
         elif kind == "typing":
             chat_id = message.get("chatId")
             if not isinstance(chat_id, int) or isinstance(chat_id, bool):
-                conn.push_text('{"type":"error","detail":"typing needs an integer chatId"}')
+                conn.push_text(error_frame("typing needs an integer chatId"))
                 continue
             now = loop.time()
             if now - last_typing.get(chat_id, -TYPING_MIN_INTERVAL) < TYPING_MIN_INTERVAL:
                 continue
             last_typing[chat_id] = now
-            if not await hub.typing(user_id, chat_id):
-                conn.push_text('{"type":"error","detail":"chat not found"}')
+            try:
+                known = await hub.typing(user_id, chat_id)
+            except Exception as exc:  # typing is ephemeral: a lost one is no loss
+                log.info("typing not sent", error=f"{type(exc).__name__}"[:100])
+                continue
+            if not known:
+                conn.push_text(error_frame("chat not found"))
         else:
-            conn.push_text('{"type":"error","detail":"unknown message type"}')
+            conn.push_text(error_frame("unknown message type"))
 
 
 def _parse(raw: str) -> dict[str, Any] | None:
-    if len(raw) > MAX_CLIENT_FRAME:
-        return None
     try:
         message = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return message if isinstance(message, dict) else None

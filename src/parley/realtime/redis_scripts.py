@@ -1,0 +1,150 @@
+"""The Lua scripts of the Redis bus. Each touches the keys of one partition only."""
+
+from __future__ import annotations
+
+# Append one outbox row's event to the logs of its recipients in one partition, and publish
+# it to the partition's live channel as one fan-out message (see codec).
+#
+# KEYS: [1] the row's marker, [2] the gate, [3] the deferred set, [4..] the recipients' streams
+# ARGV: [1] body, [2] max events, [3] max age ms, [4] idle expiry ms, [5] channel,
+#       [6] '1' when gated (the fast path), [7] row id, [8] marker ttl ms,
+#       [9] publish command (PUBLISH, or SPUBLISH on a cluster), [10..] the recipients' ids
+# Returns 1 appended, 0 already appended (a retry or a second relay), -1 deferred.
+#
+# A log keeps an event while it is among the newest `max events` or younger than `max age`;
+# every 32 appends the older ones are trimmed and the newest trimmed id is remembered in
+# `<stream>:dropped`-style keys, named by the caller: here derived as KEYS[3 + i] .. ':x'.
+APPEND = """
+local streams = #KEYS - 3
+if ARGV[6] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SADD', KEYS[3], ARGV[7])
+  return -1
+end
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[8]) then
+  redis.call('SREM', KEYS[3], ARGV[7])
+  return 0
+end
+local body = ARGV[1]
+local max_events = tonumber(ARGV[2])
+local max_age = tonumber(ARGV[3])
+local idle = tonumber(ARGV[4])
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local parts = {}
+for i = 1, streams do
+  local key = KEYS[3 + i]
+  local id = redis.call('XADD', key, '*', 'b', body)
+  parts[i] = ARGV[9 + i] .. ':' .. id
+  redis.call('PEXPIRE', key, idle)
+  local len = redis.call('XLEN', key)
+  if len > max_events + math.max(16, math.floor(max_events / 8)) and len % 32 == 0 then
+    local keep = redis.call('XREVRANGE', key, '+', '-', 'COUNT', max_events)
+    local oldest_kept = keep[#keep][1]
+    local ms = tonumber(string.match(oldest_kept, '^(%d+)'))
+    local cut = oldest_kept
+    if ms > now_ms - max_age then cut = tostring(now_ms - max_age) end
+    local last_dropped = redis.call('XREVRANGE', key, '(' .. cut, '-', 'COUNT', 1)
+    if #last_dropped > 0 then
+      redis.call('SET', string.gsub(key, ':events:', ':dropped:'), last_dropped[1][1], 'PX', idle)
+      redis.call('XTRIM', key, 'MINID', cut)
+    end
+  end
+end
+redis.call(ARGV[9], ARGV[5], table.concat(parts, ',') .. '\\n' .. body)
+redis.call('SREM', KEYS[3], ARGV[7])
+return 1
+"""
+
+# Where a socket starts. KEYS: [1] stream, [2] base, [3] dropped.
+# ARGV: [1] the client's last event id, or '' for none; [2] idle expiry ms.
+# Returns {1, last_event_id, id1, body1, id2, body2, ...} or {0} when the client's id is not a
+# position of this log: neither an entry, nor the newest trimmed id, nor the base given to
+# it while the log was empty (and nothing was trimmed since). A log rebuilt after Redis lost
+# data has none of a client's old ids, so the client is told to resync instead of silently
+# missing what was lost.
+POSITION = """
+local after = ARGV[1]
+local head = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local head_id = false
+if #head > 0 then head_id = head[1][1] end
+if after == '' then
+  if head_id then return {1, head_id} end
+  local base = redis.call('GET', KEYS[2])
+  if not base then
+    base = '0-0'
+    redis.call('SET', KEYS[2], base, 'PX', ARGV[2])
+  end
+  return {1, base}
+end
+local dropped = redis.call('GET', KEYS[3])
+local valid = false
+if dropped and dropped == after then
+  valid = true
+elseif (not dropped) and redis.call('GET', KEYS[2]) == after then
+  valid = true
+elseif #redis.call('XRANGE', KEYS[1], after, after) > 0 then
+  valid = true
+end
+if not valid then return {0} end
+local out = {1, head_id or after}
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '(' .. after, '+')) do
+  out[#out + 1] = entry[1]
+  out[#out + 1] = entry[2][2]
+end
+return out
+"""
+
+# Count a socket of this process for a user and return the user's sockets on live processes.
+# KEYS: [1] the user's presence hash (process -> sockets), [2] the partition's process leases.
+# ARGV: [1] process id, [2] delta, [3] lease ms.
+PRESENCE = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('HSET', KEYS[2], ARGV[1], now_ms + tonumber(ARGV[3]))
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+local total = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local lease = tonumber(redis.call('HGET', KEYS[2], all[i]) or '0')
+  if lease > now_ms then
+    total = total + tonumber(all[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return total
+"""
+
+# Renew this process's lease in a partition, dropping leases that ended long ago.
+# KEYS: [1] the partition's process leases. ARGV: [1] process id, [2] lease ms.
+LEASE = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], now_ms + tonumber(ARGV[2]))
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if tonumber(all[i + 1]) < now_ms - 10 * tonumber(ARGV[2]) then
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return 1
+"""
+
+# Close the fast path of a partition. KEYS: [1] gate, [2] deferred set. ARGV: row ids deferred.
+CLOSE_GATE = """
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+return 1
+"""
+
+# Open the fast path again unless a deferred row is still not appended.
+# KEYS: [1] gate, [2] deferred set. ARGV: [1] marker prefix, [2] gate lease ms.
+REOPEN_GATE = """
+for _, row in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[1] .. row) == 1 then redis.call('SREM', KEYS[2], row) end
+end
+if redis.call('SCARD', KEYS[2]) > 0 then return 0 end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+return 1
+"""
