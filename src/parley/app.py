@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from parley import __version__
 from parley.auth.router import router as auth_router
+from parley.chats.directory import ChatDirectory
 from parley.chats.router import router as chats_router
 from parley.db.engine import Database
 from parley.errors import install_error_handlers
@@ -23,6 +24,7 @@ from parley.ops.health import router as health_router
 from parley.ops.logging import configure_logging
 from parley.ops.metrics import metrics_endpoint
 from parley.ops.middleware import RequestMiddleware
+from parley.outbox.runtime import Outbox
 from parley.realtime.factory import create_bus
 from parley.realtime.hub import Hub
 from parley.realtime.router import router as realtime_router
@@ -52,18 +54,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         bus = create_bus(settings)
         await bus.start()
-        resources = Resources(settings=settings, db=db, bus=bus)
-        jobs = await JobsRuntime.start(resources)
-        resources.extras["jobs"] = jobs
-        resources.extras["health_checks"] = {
-            "database": db.ping,
-            "pubsub": bus.ping,
-            "broker": jobs.check_broker,
-        }
-        app.state.refresh_metrics = jobs.refresh_metrics
-        hub = Hub(bus, db, queue_size=settings.ws_send_queue_size)
-        resources.extras["hub"] = hub
-        app.state.resources = resources
+        jobs = JobsRuntime.create(settings, db)
+        outbox = Outbox.start(
+            settings, db, bus, jobs.queue.send_async, with_relay=True, housekeeping=[jobs.sweep]
+        )
+        await jobs.start()
+        directory = ChatDirectory(db, presence_group_limit=settings.presence_group_limit)
+        hub = Hub(bus, directory, queue_size=settings.ws_send_queue_size)
+        app.state.resources = Resources(
+            settings=settings, db=db, bus=bus, hub=hub, jobs=jobs, outbox=outbox
+        )
         if settings.gc_tuning:
             tune_for_serving()
         try:
@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             await hub.close_all(1001, "server shutting down")
-            await jobs.stop()
+            await jobs.stop()  # the embedded worker's last jobs still commit events
+            await outbox.close()
             await bus.close()
             await db.dispose()
 

@@ -9,7 +9,6 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from parley.realtime.bus import Bus
 from parley.resources import Resources
 from parley.settings import Settings
 
@@ -29,17 +28,15 @@ async def get_settings_dep(resources: ResourcesDep) -> Settings:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A database session for one request."""
+    """A database session for one request.
+
+    It ends before the response is sent (scope "function"), and ending it waits until the
+    events its commits carry are published: a client's next request cannot overtake them.
+    """
     resources: Resources = request.app.state.resources
     async with resources.db.session() as session:
         yield session
 
 
-async def get_bus(resources: ResourcesDep) -> Bus:
-    """The event bus."""
-    return resources.bus
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-BusDep = Annotated[Bus, Depends(get_bus)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

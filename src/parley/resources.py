@@ -1,13 +1,19 @@
-"""What the app's lifespan opens and closes: database, event bus, job queue."""
+"""What the app's lifespan opens and closes, typed, and handed to routes as a dependency."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from parley.db.engine import Database
+from parley.jobs.runtime import JobsRuntime
+from parley.outbox.runtime import Outbox
 from parley.realtime.bus import Bus
+from parley.realtime.hub import Hub
 from parley.settings import Settings
+
+HealthCheck = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -17,4 +23,15 @@ class Resources:
     settings: Settings
     db: Database
     bus: Bus
+    hub: Hub
+    jobs: JobsRuntime
+    outbox: Outbox
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def health_checks(self) -> dict[str, HealthCheck]:
+        """The readiness checks, by name: one round trip to each dependency."""
+        return {
+            "database": self.db.ping,
+            "pubsub": self.bus.check,
+            "broker": self.jobs.check_broker,
+        }

@@ -49,7 +49,18 @@ class Settings(BaseSettings):
 
     event_log_max_events: int = 1000
     event_log_max_age_seconds: int = 3600
+    # The outbox (parley.outbox): how long a request waits for its events to be published,
+    # how often the relay looks for what the fast path left over (and after how long a row
+    # counts as left over), and how long published rows are kept (to republish after Redis
+    # lost its last writes).
+    outbox_publish_wait_seconds: float = Field(default=3.0, gt=0)
+    outbox_relay_interval_seconds: float = Field(default=0.5, gt=0)
+    outbox_grace_seconds: float = Field(default=2.0, gt=0)
+    outbox_keep_published_seconds: float = Field(default=60.0, gt=0)
     ws_send_queue_size: int = 256
+    # Presence goes to people who share a direct chat or a group of at most this many
+    # members: in larger groups it would cost members² frames whenever the group comes online.
+    presence_group_limit: int = Field(default=100, ge=2)
     ws_heartbeat_seconds: float = 20.0
     # permessage-deflate keeps a zlib compressor and decompressor per socket (~45 KiB) and
     # compresses every event once per recipient; chat events are small, so it is off.
@@ -73,6 +84,10 @@ class Settings(BaseSettings):
     job_retry_backoff_seconds: float = Field(default=2.0, gt=0)
     job_retry_backoff_max_seconds: float = Field(default=300.0, gt=0)
     job_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    # A running job renews a heartbeat this often; one silent for 4 beats lost its worker
+    # and runs again (a killed worker's jobs resume within about 5 beats, not after the
+    # broker's visibility timeout).
+    job_heartbeat_seconds: float = Field(default=5.0, gt=0)
     page_cache_seconds: int = Field(default=3600, ge=0)
     broker_visibility_timeout_seconds: int = Field(default=300, ge=30)
 

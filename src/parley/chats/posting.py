@@ -1,102 +1,159 @@
-"""The statements of the send path, kept to as few round trips as the database allows.
+"""Posting a message: the hottest write in Parley, in as few round trips as the database allows.
 
-A send is the hottest write in Parley, so it skips the ORM: an INSERT that checks membership
-and the clientId in the same statement, a conditional UPDATE of the chat's activity time,
-and a SELECT of the recipients. On PostgreSQL the three are one statement (data-modifying
-CTEs) run outside an explicit transaction, so a send costs one round trip and holds the
-chat row's lock only while that statement commits. SQLite runs them one after another in
-the session's transaction. The statements are built once, with bound parameters, so
-SQLAlchemy compiles and caches them once.
+One function, `post_message`, holds the rules of a send: the author must be a member, a
+known `clientId` of theirs in that chat yields (the caller answers with the first message),
+the chat's activity time moves forward only, every URL gets a pending preview whose job is
+enqueued, and `message.created` goes to every member — the last two through the outbox,
+committed with the message.
+
+On PostgreSQL all of it is one statement (data-modifying CTEs) run outside an explicit
+transaction: a send costs one round trip and holds the chat row's lock only while that
+statement commits. The event's body is encoded here, in Python, with a hole where the new
+message's id goes, and the statement fills the hole. SQLite runs the same rules through
+the ORM in one transaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import json
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, String, Table, Text, bindparam, exists, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    String,
+    Table,
+    Text,
+    bindparam,
+    exists,
+    func,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from parley.chats import views
 from parley.chats.models import Chat, ChatMember, Message
-from parley.db.base import UTCDateTime
+from parley.chats.schemas import MessageOut, PreviewOut, as_json
+from parley.db.base import UTCDateTime, utcnow
+from parley.jobs import previews
+from parley.jobs.dispatch import PREVIEW_TASK
+from parley.jobs.models import MessagePreview
+from parley.jobs.urls import find_urls
+from parley.outbox import emit
+from parley.outbox.hooks import committed
+from parley.outbox.items import Pending
+from parley.outbox.models import EVENT, JOB, OutboxRow
+from parley.realtime.codec import encode_body
 
 _messages = cast(Table, Message.__table__)
 _chats = cast(Table, Chat.__table__)
 _members = cast(Table, ChatMember.__table__)
+_previews = cast(Table, MessagePreview.__table__)
+_outbox = cast(Table, OutboxRow.__table__)
+
+# Stands for the message id in the event body encoded before the id is known.
+_ID_HOLE = "\x00message-id\x00"
 
 
-@dataclass(frozen=True)
-class Posted:
-    """What a successful insert hands back: the new id and the chat's members."""
+async def post_message(
+    session: AsyncSession, *, chat_id: int, author_id: int, text: str, client_id: str | None
+) -> MessageOut | None:
+    """Post and commit a message with its previews and events; None when nothing was written.
 
-    message_id: int
-    recipients: list[int]
+    None means either that the author is not a member or that their `client_id` is taken in
+    this chat; the caller tells the two apart on that rare path.
+    """
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)  # sessions come from Database.sessionmaker
+    if engine.dialect.name == "postgresql":
+        return await _post_in_one_statement(
+            session, engine, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
+        )
+    return await _post_with_orm(
+        session, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
+    )
 
 
-async def post_if_member(
+def _message_out(
+    message_id: int, chat_id: int, author_id: int, text: str, client_id: str | None, now: Any
+) -> MessageOut:
+    return MessageOut(
+        id=message_id,
+        chat_id=chat_id,
+        author_id=author_id,
+        text=text,
+        client_id=client_id,
+        created_at=now,
+        edited_at=None,
+        previews=[PreviewOut(url=url, status="pending") for url in find_urls(text)],
+    )
+
+
+async def _post_in_one_statement(
     session: AsyncSession,
+    engine: AsyncEngine,
     *,
     chat_id: int,
     author_id: int,
     text: str,
     client_id: str | None,
-    now: datetime,
-) -> Posted | None:
-    """Insert the message if the author is a member and the clientId is new, and commit.
-
-    Also moves the chat's activity time forward and reads its members. None means either
-    that the author is not a member or that their clientId is taken (nothing was written);
-    the caller tells the two apart on that rare path.
-    """
+) -> MessageOut | None:
+    now = utcnow()
+    urls = find_urls(text)
+    data = as_json(_message_out(0, chat_id, author_id, text, client_id, now))
+    data["id"] = _ID_HOLE
+    head, tail = encode_body("message.created", data).split(json.dumps(_ID_HOLE), 1)
     params = {
         "chat_id": chat_id,
         "author_id": author_id,
         "text": text,
         "client_id": client_id,
         "now": now,
+        "urls": urls,
+        "head": head,
+        "tail": tail,
+        "preview_task": PREVIEW_TASK,
     }
-    engine = session.bind
-    assert isinstance(engine, AsyncEngine)  # sessions come from Database.sessionmaker
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            rows = (await conn.execute(_one_statement(), params)).all()
-        if not rows:
-            return None
-        return Posted(rows[0][0], [row[1] for row in rows])
-    message_id: int | None = (await session.execute(_insert(engine.dialect.name), params)).scalar()
-    if message_id is None:
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        row = (await conn.execute(_one_statement(), params)).first()
+    if row is None:
+        return None
+    message_id, event_id, recipients, jobs = row
+    body = f"{head}{message_id}{tail}"
+    rows = [Pending(event_id, EVENT, "message.created", tuple(recipients), body)]
+    rows += [Pending(job_id, JOB, PREVIEW_TASK, (), job_body) for job_id, job_body in jobs or []]
+    committed(session, rows)
+    return _message_out(message_id, chat_id, author_id, text, client_id, now)
+
+
+async def _post_with_orm(
+    session: AsyncSession, *, chat_id: int, author_id: int, text: str, client_id: str | None
+) -> MessageOut | None:
+    if await session.get(ChatMember, (chat_id, author_id)) is None:
+        return None
+    now = utcnow()
+    message = Message(
+        chat_id=chat_id, author_id=author_id, text=text, client_id=client_id, created_at=now
+    )
+    session.add(message)
+    try:
+        await previews.sync_previews(session, message)  # flushes: the clientId is checked
+    except IntegrityError:
         await session.rollback()
         return None
-    await session.execute(_touch(), params)
-    members = await session.scalars(_recipients(), params)
-    recipients = list(members)
+    await session.execute(_touch(), {"chat_id": chat_id, "now": now})
+    out = views.message_out(message)
+    emit(session, await views.member_ids(session, chat_id), "message.created", as_json(out))
     await session.commit()
-    return Posted(message_id, recipients)
-
-
-@cache
-def _insert(dialect: str) -> Any:
-    chat_id = bindparam("chat_id", type_=BigInteger)
-    author_id = bindparam("author_id", type_=BigInteger)
-    is_member = exists().where(_members.c.chat_id == chat_id, _members.c.user_id == author_id)
-    row = select(
-        chat_id,
-        author_id,
-        bindparam("text", type_=Text),
-        bindparam("client_id", type_=String),
-        bindparam("now", type_=UTCDateTime),
-    ).where(is_member)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(_messages)
-        .from_select(["chat_id", "author_id", "text", "client_id", "created_at"], row)
-        .on_conflict_do_nothing(index_elements=["chat_id", "author_id", "client_id"])
-        .returning(_messages.c.id)
-    )
+    return out
 
 
 @cache
@@ -112,15 +169,94 @@ def _touch() -> Any:
 
 
 @cache
-def _recipients() -> Any:
-    return select(_members.c.user_id).where(
-        _members.c.chat_id == bindparam("chat_id", type_=BigInteger)
+def _one_statement() -> Any:
+    chat_id = bindparam("chat_id", type_=BigInteger)
+    author_id = bindparam("author_id", type_=BigInteger)
+    now = bindparam("now", type_=UTCDateTime)
+    urls = (
+        func.unnest(bindparam("urls", type_=ARRAY(Text)))
+        .table_valued("url", with_ordinality="position")
+        .render_derived(name="link")
     )
 
-
-@cache
-def _one_statement() -> Any:
-    inserted = _insert("postgresql").cte("inserted")
+    is_member = exists().where(_members.c.chat_id == chat_id, _members.c.user_id == author_id)
+    inserted = (
+        postgresql.insert(_messages)
+        .from_select(
+            ["chat_id", "author_id", "text", "client_id", "created_at"],
+            select(
+                chat_id,
+                author_id,
+                bindparam("text", type_=Text),
+                bindparam("client_id", type_=String),
+                now,
+            ).where(is_member),
+        )
+        .on_conflict_do_nothing(index_elements=["chat_id", "author_id", "client_id"])
+        .returning(_messages.c.id)
+        .cte("inserted")
+    )
     touched = _touch().where(exists(select(inserted.c.id))).returning(_chats.c.id).cte("touched")
-    members = _recipients().subquery()
-    return select(inserted.c.id, members.c.user_id).join(members, true()).add_cte(touched)
+    new_previews = (
+        postgresql.insert(_previews)
+        .from_select(
+            ["message_id", "position", "url", "status", "created_at", "updated_at"],
+            select(
+                inserted.c.id,
+                urls.c.position - 1,
+                urls.c.url,
+                literal("pending"),
+                now,
+                now,
+            ).select_from(inserted.join(urls, true())),
+        )
+        .returning(_previews.c.id)
+        .cte("new_previews")
+    )
+    recipients = (
+        select(func.json_agg(_members.c.user_id, type_=JSON).label("ids"))
+        .where(_members.c.chat_id == chat_id)
+        .cte("recipients")
+    )
+    body = (
+        bindparam("head", type_=Text)
+        + func.cast(inserted.c.id, Text)
+        + bindparam("tail", type_=Text)
+    )
+    event = (
+        postgresql.insert(_outbox)
+        .from_select(
+            ["kind", "topic", "recipients", "body", "created_at"],
+            select(
+                literal(EVENT), literal("message.created"), recipients.c.ids, body, now
+            ).select_from(inserted.join(recipients, true())),
+        )
+        .returning(_outbox.c.id, _outbox.c.recipients)
+        .cte("event")
+    )
+    job_body = (
+        literal("[")
+        + func.cast(inserted.c.id, Text)
+        + literal(",")
+        + func.cast(func.to_json(urls.c.url), Text)
+        + literal("]")
+    )
+    jobs = (
+        postgresql.insert(_outbox)
+        .from_select(
+            ["kind", "topic", "body", "created_at"],
+            select(
+                literal(JOB), bindparam("preview_task", type_=String), job_body, now
+            ).select_from(inserted.join(urls, true())),
+        )
+        .returning(_outbox.c.id, _outbox.c.body)
+        .cte("jobs")
+    )
+    job_list = select(
+        func.json_agg(func.json_build_array(jobs.c.id, jobs.c.body), type_=JSON)
+    ).scalar_subquery()
+    return (
+        select(inserted.c.id, event.c.id, event.c.recipients, job_list)
+        .select_from(inserted.join(event, true()))
+        .add_cte(touched, new_previews, recipients, event, jobs)
+    )

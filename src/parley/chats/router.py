@@ -23,7 +23,7 @@ from parley.chats.schemas import (
 from parley.common.cursor import decode_cursor, encode_cursor
 from parley.common.errors import Invalid
 from parley.common.schemas import Page
-from parley.deps import BusDep, SessionDep
+from parley.deps import SessionDep
 
 router = APIRouter(tags=["chats"])
 
@@ -36,12 +36,11 @@ Cursor = Annotated[str | None, Query(max_length=256)]
 
 @router.post("/chats", status_code=status.HTTP_201_CREATED, responses={200: {"model": ChatOut}})
 async def create_chat(
-    body: ChatCreateIn, user: CurrentUser, session: SessionDep, bus: BusDep, response: Response
+    body: ChatCreateIn, user: CurrentUser, session: SessionDep, response: Response
 ) -> ChatOut:
     """Create a chat (201), or return the existing direct chat with that person (200)."""
     chat, created = await service.create_chat(
         session,
-        bus,
         creator_id=user.id,
         chat_type=body.type,
         title=body.title,
@@ -85,31 +84,29 @@ async def get_chat(chat_id: ChatId, user: CurrentUser, session: SessionDep) -> C
 
 @router.patch("/chats/{chat_id}")
 async def update_chat(
-    chat_id: ChatId, body: ChatUpdateIn, user: CurrentUser, session: SessionDep, bus: BusDep
+    chat_id: ChatId, body: ChatUpdateIn, user: CurrentUser, session: SessionDep
 ) -> ChatOut:
     """Change the title or description (owner only)."""
     changes = body.model_dump(include=body.model_fields_set)
-    return await service.update_chat(
-        session, bus, chat_id=chat_id, user_id=user.id, changes=changes
-    )
+    return await service.update_chat(session, chat_id=chat_id, user_id=user.id, changes=changes)
 
 
 @router.post("/chats/{chat_id}/members", status_code=status.HTTP_201_CREATED)
 async def add_member(
-    chat_id: ChatId, body: MemberAddIn, user: CurrentUser, session: SessionDep, bus: BusDep
+    chat_id: ChatId, body: MemberAddIn, user: CurrentUser, session: SessionDep
 ) -> ChatOut:
     """Add a user to a group chat."""
     return await service.add_member(
-        session, bus, chat_id=chat_id, user_id=user.id, new_user_id=body.user_id
+        session, chat_id=chat_id, user_id=user.id, new_user_id=body.user_id
     )
 
 
 @router.delete("/chats/{chat_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_member(
-    chat_id: ChatId, user_id: UserId, user: CurrentUser, session: SessionDep, bus: BusDep
+    chat_id: ChatId, user_id: UserId, user: CurrentUser, session: SessionDep
 ) -> None:
     """Leave the chat, or (owner) remove someone."""
-    await service.remove_member(session, bus, chat_id=chat_id, user_id=user.id, target_id=user_id)
+    await service.remove_member(session, chat_id=chat_id, user_id=user.id, target_id=user_id)
 
 
 @router.post(
@@ -122,12 +119,11 @@ async def send_message(
     body: MessageIn,
     user_id: CurrentUserId,
     session: SessionDep,
-    bus: BusDep,
     response: Response,
 ) -> MessageOut:
     """Post a message (201); a retry with the same clientId answers 200 with the first."""
     message, created = await service.send_message(
-        session, bus, chat_id=chat_id, author_id=user_id, text=body.text, client_id=body.client_id
+        session, chat_id=chat_id, author_id=user_id, text=body.text, client_id=body.client_id
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -155,28 +151,21 @@ async def list_messages(
 
 @router.patch("/messages/{message_id}")
 async def edit_message(
-    message_id: MessageId, body: MessageEditIn, user: CurrentUser, session: SessionDep, bus: BusDep
+    message_id: MessageId, body: MessageEditIn, user: CurrentUser, session: SessionDep
 ) -> MessageOut:
     """Change a message's text (author only)."""
-    message = await service.edit_message(
-        session, bus, message_id=message_id, user_id=user.id, text=body.text
+    return await service.edit_message(
+        session, message_id=message_id, user_id=user.id, text=body.text
     )
-    return views.message_out(message)
 
 
 @router.delete("/messages/{message_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_message(
-    message_id: MessageId, user: CurrentUser, session: SessionDep, bus: BusDep
-) -> None:
+async def delete_message(message_id: MessageId, user: CurrentUser, session: SessionDep) -> None:
     """Delete a message (author or chat owner)."""
-    await service.delete_message(session, bus, message_id=message_id, user_id=user.id)
+    await service.delete_message(session, message_id=message_id, user_id=user.id)
 
 
 @router.post("/chats/{chat_id}/read", status_code=status.HTTP_204_NO_CONTENT)
-async def mark_read(
-    chat_id: ChatId, body: ReadIn, user: CurrentUser, session: SessionDep, bus: BusDep
-) -> None:
+async def mark_read(chat_id: ChatId, body: ReadIn, user: CurrentUser, session: SessionDep) -> None:
     """Move the caller's read marker."""
-    await service.mark_read(
-        session, bus, chat_id=chat_id, user_id=user.id, message_id=body.message_id
-    )
+    await service.mark_read(session, chat_id=chat_id, user_id=user.id, message_id=body.message_id)

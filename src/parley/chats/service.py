@@ -1,10 +1,15 @@
-"""The rules of chats, members and messages. Each function commits, then publishes events."""
+"""The rules of chats, members and messages.
+
+Each function that changes something emits its events in the same transaction (the
+outbox) and builds its answer before committing: once the commit succeeded, nothing is left
+that could fail and turn a committed change into an error.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,8 +20,7 @@ from parley.chats.schemas import ChatOut, MessageOut, as_json
 from parley.common.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from parley.db.base import utcnow
 from parley.jobs import previews
-from parley.jobs.urls import find_urls
-from parley.realtime.publisher import EventPublisher
+from parley.outbox import emit
 
 CHAT_NOT_FOUND = "chat not found"
 MESSAGE_NOT_FOUND = "message not found"
@@ -45,9 +49,12 @@ async def _existing_users(session: AsyncSession, ids: set[int]) -> set[int]:
     return set(await session.scalars(select(User.id).where(User.id.in_(ids))))
 
 
+def _direct_key(a: int, b: int) -> str:
+    return f"{min(a, b)}:{max(a, b)}"
+
+
 async def create_chat(
     session: AsyncSession,
-    bus: EventPublisher,
     *,
     creator_id: int,
     chat_type: str,
@@ -57,7 +64,8 @@ async def create_chat(
 ) -> tuple[ChatOut, bool]:
     """Create a chat with the caller as owner. A pair's direct chat is returned if it exists.
 
-    Returns the chat and whether it was created now.
+    Returns the chat and whether it was created now. Two concurrent requests for the same
+    direct chat create one: the loser of the unique key answers with the winner's.
     """
     others = set(member_ids) - {creator_id}
     missing = others - await _existing_users(session, others)
@@ -67,8 +75,7 @@ async def create_chat(
     if chat_type == "direct":
         if len(others) != 1 or len(set(member_ids)) != 1:
             raise Invalid("a direct chat has exactly one other member")
-        (other,) = others
-        direct_key = f"{min(creator_id, other)}:{max(creator_id, other)}"
+        direct_key = _direct_key(creator_id, next(iter(others)))
         existing = await session.scalar(select(Chat).where(Chat.direct_key == direct_key))
         if existing is not None:
             return await views.load_chat_out(session, existing), False
@@ -90,6 +97,9 @@ async def create_chat(
         session.add(ChatMember(chat_id=chat.id, user_id=creator_id, role="owner", joined_at=now))
         for uid in sorted(others):
             session.add(ChatMember(chat_id=chat.id, user_id=uid, role="member", joined_at=now))
+        await session.flush()
+        out = await views.load_chat_out(session, chat)
+        emit(session, [m.user_id for m in out.members], "chat.created", as_json(out))
         await session.commit()
     except IntegrityError:
         # Another request created the same direct chat first: answer with theirs.
@@ -98,8 +108,6 @@ async def create_chat(
         if existing is None:
             raise
         return await views.load_chat_out(session, existing), False
-    out = await views.load_chat_out(session, chat)
-    await bus.publish([m.user_id for m in out.members], "chat.created", as_json(out))
     return out, True
 
 
@@ -125,12 +133,7 @@ async def list_chats(
 
 
 async def update_chat(
-    session: AsyncSession,
-    bus: EventPublisher,
-    *,
-    chat_id: int,
-    user_id: int,
-    changes: dict[str, str | None],
+    session: AsyncSession, *, chat_id: int, user_id: int, changes: dict[str, str | None]
 ) -> ChatOut:
     """Change title/description; owner only."""
     member = await membership(session, chat_id, user_id)
@@ -140,16 +143,21 @@ async def update_chat(
     for field, value in changes.items():
         setattr(chat, field, value)
     chat.updated_at = utcnow()
-    await session.commit()
+    await session.flush()
     out = await views.load_chat_out(session, chat)
-    await bus.publish([m.user_id for m in out.members], "chat.updated", as_json(out))
+    emit(session, [m.user_id for m in out.members], "chat.updated", as_json(out))
+    await session.commit()
     return out
 
 
 async def add_member(
-    session: AsyncSession, bus: EventPublisher, *, chat_id: int, user_id: int, new_user_id: int
+    session: AsyncSession, *, chat_id: int, user_id: int, new_user_id: int
 ) -> ChatOut:
-    """Add someone to a group chat; any member may. The newcomer gets `chat.created`."""
+    """Add someone to a group chat; any member may. The newcomer gets `chat.created`.
+
+    The membership's primary key settles concurrent adds of the same person: one wins, the
+    other answers 409.
+    """
     chat = await get_chat(session, chat_id, user_id)
     if chat.type != "group":
         raise BadRequest("members cannot be added to a direct chat")
@@ -157,7 +165,7 @@ async def add_member(
         raise NotFound("user not found")
     session.add(ChatMember(chat_id=chat_id, user_id=new_user_id, role="member"))
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError as exc:
         await session.rollback()
         raise Conflict("already a member") from exc
@@ -165,121 +173,70 @@ async def add_member(
     added = next(m for m in out.members if m.user_id == new_user_id)
     others = [m.user_id for m in out.members if m.user_id != new_user_id]
     payload = {"chatId": chat_id, "userId": new_user_id, "member": as_json(added)}
-    await bus.publish(others, "member.added", payload)
-    await bus.publish([new_user_id], "chat.created", as_json(out))
+    emit(session, others, "member.added", payload)
+    emit(session, [new_user_id], "chat.created", as_json(out))
+    await session.commit()
     return out
 
 
 async def remove_member(
-    session: AsyncSession, bus: EventPublisher, *, chat_id: int, user_id: int, target_id: int
+    session: AsyncSession, *, chat_id: int, user_id: int, target_id: int
 ) -> None:
     """Leave (target is the caller) or, as the owner, remove someone else.
 
-    When the owner leaves a group, the longest-standing member becomes owner.
+    When the owner leaves a group, the longest-standing member becomes owner. The rows are
+    deleted and checked in one transaction with the chat row locked, so two concurrent
+    removals cannot both hand the ownership on, nor both report the same departure.
     """
+    await session.execute(select(Chat.id).where(Chat.id == chat_id).with_for_update())
     me = await membership(session, chat_id, user_id)
     chat = await get_chat(session, chat_id, user_id)
     if chat.type == "direct":
         raise BadRequest("members of a direct chat cannot change")
     if target_id != user_id and me.role != "owner":
         raise Forbidden("only the owner may remove other members")
-    target = await session.get(ChatMember, (chat_id, target_id))
-    if target is None:
-        raise NotFound("member not found")
     before = await views.member_ids(session, chat_id)
-    await session.delete(target)
-    new_owner = None
-    if target.role == "owner":
+    removed = await session.scalar(
+        delete(ChatMember)
+        .where(ChatMember.chat_id == chat_id, ChatMember.user_id == target_id)
+        .returning(ChatMember.role)
+    )
+    if removed is None:
+        raise NotFound("member not found")
+    emit(session, before, "member.removed", {"chatId": chat_id, "userId": target_id})
+    if removed == "owner":
         new_owner = await session.scalar(
             select(ChatMember)
-            .where(ChatMember.chat_id == chat_id, ChatMember.user_id != target_id)
+            .where(ChatMember.chat_id == chat_id)
             .order_by(ChatMember.joined_at, ChatMember.user_id)
             .limit(1)
         )
         if new_owner is not None:
             new_owner.role = "owner"
             chat.updated_at = utcnow()
+            await session.flush()
+            out = await views.load_chat_out(session, chat)
+            emit(session, [m.user_id for m in out.members], "chat.updated", as_json(out))
     await session.commit()
-    await bus.publish(before, "member.removed", {"chatId": chat_id, "userId": target_id})
-    if new_owner is not None:
-        out = await views.load_chat_out(session, chat)
-        await bus.publish([m.user_id for m in out.members], "chat.updated", as_json(out))
 
 
 async def send_message(
-    session: AsyncSession,
-    bus: EventPublisher,
-    *,
-    chat_id: int,
-    author_id: int,
-    text: str,
-    client_id: str | None,
+    session: AsyncSession, *, chat_id: int, author_id: int, text: str, client_id: str | None
 ) -> tuple[MessageOut, bool]:
     """Post a message. A repeated `client_id` returns the first message instead of a new one.
 
-    Returns the message and whether it was created now. A message with links takes the ORM
-    path, which also creates its previews; any other takes `posting`'s three statements.
+    Returns the message and whether it was created now; see `posting` for how.
     """
-    if find_urls(text):
-        message, created = await _send_with_previews(
-            session, bus, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
-        )
-        return views.message_out(message), created
-    now = utcnow()
-    posted = await posting.post_if_member(
-        session, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id, now=now
+    posted = await posting.post_message(
+        session, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
     )
-    if posted is None:
-        await membership(session, chat_id, author_id)
-        existing = await _by_client_id(session, chat_id, author_id, client_id)
-        if existing is None:  # pragma: no cover - a member's insert only yields to a clientId
-            raise NotFound(CHAT_NOT_FOUND)
-        return views.message_out(existing), False
-    out = MessageOut(
-        id=posted.message_id,
-        chat_id=chat_id,
-        author_id=author_id,
-        text=text,
-        client_id=client_id,
-        created_at=now,
-        edited_at=None,
-    )
-    await bus.publish(posted.recipients, "message.created", as_json(out))
-    return out, True
-
-
-async def _send_with_previews(
-    session: AsyncSession,
-    bus: EventPublisher,
-    *,
-    chat_id: int,
-    author_id: int,
-    text: str,
-    client_id: str | None,
-) -> tuple[Message, bool]:
-    chat = await get_chat(session, chat_id, author_id)
+    if posted is not None:
+        return posted, True
+    await membership(session, chat_id, author_id)
     existing = await _by_client_id(session, chat_id, author_id, client_id)
-    if existing is not None:
-        return existing, False
-    now = utcnow()
-    message = Message(
-        chat_id=chat_id, author_id=author_id, text=text, client_id=client_id, created_at=now
-    )
-    session.add(message)
-    await previews.sync_previews(session, message)
-    chat.last_activity_at = max(chat.last_activity_at, now)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        existing = await _by_client_id(session, chat_id, author_id, client_id)
-        if existing is None:
-            raise
-        return existing, False
-    payload = as_json(views.message_out(message))
-    await bus.publish(await views.member_ids(session, chat_id), "message.created", payload)
-    await previews.dispatch_previews(session, bus)
-    return message, True
+    if existing is None:  # pragma: no cover - a member's insert only yields to a clientId
+        raise NotFound(CHAT_NOT_FOUND)
+    return views.message_out(existing), False
 
 
 async def _by_client_id(
@@ -322,8 +279,8 @@ async def _visible_message(session: AsyncSession, message_id: int, user_id: int)
 
 
 async def edit_message(
-    session: AsyncSession, bus: EventPublisher, *, message_id: int, user_id: int, text: str
-) -> Message:
+    session: AsyncSession, *, message_id: int, user_id: int, text: str
+) -> MessageOut:
     """Change a message's text; author only. Sets `edited_at`."""
     message = await _visible_message(session, message_id, user_id)
     if message.author_id != user_id:
@@ -332,18 +289,16 @@ async def edit_message(
         message.text = text
         message.edited_at = utcnow()
         await previews.sync_previews(session, message)
+        await session.flush()
+        out = views.message_out(message)
+        members = await views.member_ids(session, message.chat_id)
+        emit(session, members, "message.updated", as_json(out))
         await session.commit()
-        payload = as_json(views.message_out(message))
-        await bus.publish(
-            await views.member_ids(session, message.chat_id), "message.updated", payload
-        )
-        await previews.dispatch_previews(session, bus)
-    return message
+        return out
+    return views.message_out(message)
 
 
-async def delete_message(
-    session: AsyncSession, bus: EventPublisher, *, message_id: int, user_id: int
-) -> None:
+async def delete_message(session: AsyncSession, *, message_id: int, user_id: int) -> None:
     """Delete a message (author or chat owner). Its text is erased; listings skip it."""
     message = await _visible_message(session, message_id, user_id)
     if message.author_id != user_id:
@@ -353,28 +308,38 @@ async def delete_message(
     message.deleted_at = utcnow()
     message.text = ""
     await previews.sync_previews(session, message)
+    members = await views.member_ids(session, message.chat_id)
+    emit(session, members, "message.deleted", {"id": message.id, "chatId": message.chat_id})
     await session.commit()
-    await bus.publish(
-        await views.member_ids(session, message.chat_id),
-        "message.deleted",
-        {"id": message.id, "chatId": message.chat_id},
-    )
 
 
-async def mark_read(
-    session: AsyncSession, bus: EventPublisher, *, chat_id: int, user_id: int, message_id: int
-) -> None:
-    """Move the caller's read marker forward to `message_id` (never backwards)."""
-    member = await membership(session, chat_id, user_id)
+async def mark_read(session: AsyncSession, *, chat_id: int, user_id: int, message_id: int) -> None:
+    """Move the caller's read marker forward to `message_id` (never backwards).
+
+    One conditional UPDATE moves it, so concurrent calls can only move it further: the
+    marker ends at the highest id any of them acknowledged.
+    """
+    await membership(session, chat_id, user_id)
     message = await session.get(Message, message_id)
     if message is None or message.chat_id != chat_id:
         raise NotFound(MESSAGE_NOT_FOUND)
-    if member.last_read_message_id is not None and member.last_read_message_id >= message_id:
-        return
-    member.last_read_message_id = message_id
-    await session.commit()
-    await bus.publish(
-        await views.member_ids(session, chat_id),
-        "read",
-        {"chatId": chat_id, "userId": user_id, "messageId": message_id},
+    moved = await session.scalar(
+        update(ChatMember)
+        .where(
+            ChatMember.chat_id == chat_id,
+            ChatMember.user_id == user_id,
+            or_(
+                ChatMember.last_read_message_id.is_(None),
+                ChatMember.last_read_message_id < message_id,
+            ),
+        )
+        .values(last_read_message_id=message_id)
+        .returning(ChatMember.user_id)
+        .execution_options(synchronize_session=False)
     )
+    if moved is None:
+        await session.rollback()
+        return
+    members = await views.member_ids(session, chat_id)
+    emit(session, members, "read", {"chatId": chat_id, "userId": user_id, "messageId": message_id})
+    await session.commit()

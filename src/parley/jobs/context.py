@@ -6,7 +6,8 @@ Celery 5 tasks are synchronous. A task hands its coroutine to a `TaskRunner`:
   runs on the app's own event loop with the app's database and bus. Events published by a
   job reach the WebSocket clients of that very process.
 - `ProcessLoopRunner` (`parley worker`): one event loop thread per worker process, started
-  lazily and started again after a fork, with its own database engine and bus.
+  lazily and started again after a fork, with its own database engine, bus and outbox
+  publisher (events and enqueues that jobs commit are published from the worker).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import TypeVar
 
 from parley.db.engine import Database
 from parley.jobs.limits import JobLimits
+from parley.outbox.publication import JobSender
+from parley.outbox.runtime import Outbox
 from parley.realtime.bus import Bus
 from parley.realtime.factory import create_bus
 from parley.settings import Settings
@@ -35,12 +38,11 @@ WORKER_MAX_OVERFLOW = 4
 
 @dataclass(frozen=True)
 class JobContext:
-    """The settings, limits, database and bus that job code runs with."""
+    """The settings, limits and database that job code runs with."""
 
     settings: Settings
     limits: JobLimits
     db: Database
-    bus: Bus
 
 
 Work = Callable[[JobContext], Awaitable[T]]
@@ -85,8 +87,11 @@ class AppLoopRunner(TaskRunner):
 class ProcessLoopRunner(TaskRunner):
     """One event loop thread, database engine and bus per worker process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, send_job: JobSender | None) -> None:
         self._settings = settings
+        self._send_job = send_job
+        self._outbox: Outbox | None = None
+        self._bus: Bus | None = None
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -120,9 +125,10 @@ class ProcessLoopRunner(TaskRunner):
             pool_size=WORKER_POOL_SIZE,
             max_overflow=WORKER_MAX_OVERFLOW,
         )
-        bus = create_bus(self._settings)
+        self._bus = bus = create_bus(self._settings)
         await bus.start()
-        return JobContext(self._settings, JobLimits.from_settings(self._settings), db, bus)
+        self._outbox = Outbox.start(self._settings, db, bus, self._send_job, with_relay=False)
+        return JobContext(self._settings, JobLimits.from_settings(self._settings), db)
 
     def close(self) -> None:
         """Close the bus and the engine of this process, then stop its loop."""
@@ -132,11 +138,16 @@ class ProcessLoopRunner(TaskRunner):
                 return
             self._loop = self._context = self._thread = None
             self._pid = None
-        asyncio.run_coroutine_threadsafe(_close(context), loop).result(timeout=10)
+        outbox, bus = self._outbox, self._bus
+        self._outbox = self._bus = None
+        asyncio.run_coroutine_threadsafe(_close(context, outbox, bus), loop).result(timeout=15)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
 
 
-async def _close(context: JobContext) -> None:
-    await context.bus.close()
+async def _close(context: JobContext, outbox: Outbox | None, bus: Bus | None) -> None:
+    if outbox is not None:
+        await outbox.close()
+    if bus is not None:
+        await bus.close()
     await context.db.dispose()

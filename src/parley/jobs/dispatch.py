@@ -14,13 +14,11 @@ from parley.jobs.limits import PARSE_QUEUE, PREVIEWS_QUEUE, JobLimits
 
 PARSE_TASK = "parley.parse_page"
 PREVIEW_TASK = "parley.preview_link"
-SWEEP_TASK = "parley.sweep_jobs"
 NOOP_TASK = "parley.noop"
 
 TASK_QUEUES = {
     PARSE_TASK: PARSE_QUEUE,
     PREVIEW_TASK: PREVIEWS_QUEUE,
-    SWEEP_TASK: PARSE_QUEUE,
     NOOP_TASK: PARSE_QUEUE,
 }
 
@@ -66,14 +64,6 @@ class JobQueue:
         except Exception as exc:  # kombu raises many kinds; each means "not sent"
             raise BrokerUnavailable(f"the job queue is unavailable: {exc}"[:300]) from exc
 
-    async def parse(self, job_id: int, run_at: datetime | None = None) -> None:
-        """Queue the parse job `job_id` to run at `run_at` (now when None or past)."""
-        await asyncio.to_thread(self.send, PARSE_TASK, [job_id], run_at=run_at)
-
-    async def preview(self, message_id: int, url: str) -> None:
-        """Queue the preview of `url` in message `message_id`."""
-        await asyncio.to_thread(self.send, PREVIEW_TASK, [message_id, url])
-
-    async def sweep(self) -> None:
-        """Queue one sweep for jobs and previews whose worker is gone."""
-        await asyncio.to_thread(self.send, SWEEP_TASK, [])
+    async def send_async(self, task: str, args: list[Any], run_at: datetime | None) -> None:
+        """`send` off the event loop (the outbox's job sender)."""
+        await asyncio.to_thread(self.send, task, args, run_at=run_at)

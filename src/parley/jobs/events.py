@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from parley.jobs.models import Job
 from parley.jobs.schemas import JobOut
-from parley.realtime.publisher import EventPublisher
+from parley.outbox import emit
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -14,6 +16,6 @@ def job_json(job: Job) -> dict[str, Any]:
     return JobOut.model_validate(job).model_dump(mode="json", by_alias=True)
 
 
-async def publish_job(bus: EventPublisher, job: Job) -> None:
-    """Tell the owner's sockets that `job` changed. Call only after the change is committed."""
-    await bus.publish([job.user_id], "job.updated", job_json(job))
+def emit_job(session: AsyncSession, job: Job) -> None:
+    """Tell the owner's sockets that `job` changed, when the session's transaction commits."""
+    emit(session, [job.user_id], "job.updated", job_json(job))

@@ -21,12 +21,12 @@ class ParleyCelery(Celery):
 
 
 def create_celery(settings: Settings, runner: TaskRunner | None = None) -> ParleyCelery:
-    """A configured Celery app with Parley's tasks and sweeper registered.
+    """A configured Celery app with Parley's tasks registered.
 
     `runner` decides where task coroutines run; by default one event loop per worker
     process (`parley worker`). `parley serve` passes its own loop for the embedded worker.
     """
-    from parley.jobs.tasks import SweepStep, register_tasks
+    from parley.jobs.tasks import register_tasks
 
     limits = JobLimits.from_settings(settings)
     app = ParleyCelery("parley", set_as_current=False)
@@ -34,7 +34,6 @@ def create_celery(settings: Settings, runner: TaskRunner | None = None) -> Parle
     app.settings = settings
     app.limits = limits
     app.job_queue = JobQueue(app, limits)
-    app.runner = runner or ProcessLoopRunner(settings)
+    app.runner = runner or ProcessLoopRunner(settings, app.job_queue.send_async)
     register_tasks(app)
-    app.steps["worker"].add(SweepStep)
     return app

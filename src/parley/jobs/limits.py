@@ -34,8 +34,10 @@ class JobLimits:
     """Redis redelivers a message unacknowledged for this long (a dead worker's job)."""
     eta_hold: float
     """The longest ETA given to a message; later run times are reached in hops."""
-    stale_after: float
-    """A job `running` for longer than this has lost its worker and is failed by the sweeper."""
+    heartbeat: float
+    """A running attempt renews its job's heartbeat this often."""
+    abandoned_after: float
+    """A running job whose heartbeat is older than this lost its worker: it runs again."""
     preview_stale_after: float
     """A preview `pending` for longer than this is failed by the sweeper."""
     page_cache: float
@@ -60,8 +62,8 @@ class JobLimits:
             backoff_max=backoff_max,
             visibility_timeout=visibility,
             eta_hold=min(MAX_ETA_HOLD_SECONDS, visibility / 2),
-            # Leave the broker time to redeliver a dead worker's job before giving up on it.
-            stale_after=hard + visibility + 60,
+            heartbeat=settings.job_heartbeat_seconds,
+            abandoned_after=4 * settings.job_heartbeat_seconds,
             preview_stale_after=settings.job_max_attempts * (hard + backoff_max) + visibility + 60,
             page_cache=float(settings.page_cache_seconds),
             sweep_interval=settings.job_sweep_interval_seconds,

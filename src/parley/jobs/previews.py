@@ -1,10 +1,10 @@
 """Link previews: every http(s) URL of a message (at most 5) gets a preview.
 
-The chats service calls `sync_previews` before it commits a new or changed message (the
-previews become `pending` rows in the same transaction) and `dispatch_previews` after the
-commit and its `message.created`/`message.updated` event (their jobs go to the `previews`
-queue). The worker resolves each preview with `run_preview`: like Zulip, it re-reads the
-message under a row lock and writes the preview back only if the text still has its URL.
+The chats service calls `sync_previews` in the transaction that creates or changes a
+message: new URLs get `pending` previews and their jobs are enqueued through the outbox, in
+that same transaction. The worker resolves each preview with `run_preview`: like Zulip, it
+re-reads the message under a row lock and writes the preview back only if the text still
+has its URL, with the `message.updated` event in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,20 +22,16 @@ from parley.chats.models import Message
 from parley.chats.schemas import as_json
 from parley.db.base import utcnow
 from parley.jobs.context import JobContext
-from parley.jobs.dispatch import BrokerUnavailable, JobQueue
+from parley.jobs.dispatch import PREVIEW_TASK
 from parley.jobs.models import MessagePreview, Page, previews_of, set_previews
 from parley.jobs.outcomes import DONE, Outcome, RunLater
 from parley.jobs.pages import ParsedPage, fetch_and_parse, recent_page, store_page
 from parley.jobs.urls import find_urls
 from parley.ops.metrics import JOB_OUTCOMES
+from parley.outbox import emit, enqueue
 from parley.parser import FetchError
-from parley.realtime.publisher import EventPublisher
 
 log = structlog.get_logger("parley.previews")
-
-QUEUE_KEY = "parley.jobs.queue"
-"""`Session.info` key of the JobQueue that sessions of the app dispatch previews to."""
-_PENDING_KEY = "parley.jobs.new_previews"
 
 
 @dataclass(frozen=True)
@@ -55,13 +51,16 @@ class PreviewFields:
 async def sync_previews(session: AsyncSession, message: Message) -> None:
     """Make the message's previews match the URLs in its text (call before the commit).
 
-    New URLs get `pending` previews, previews of URLs no longer in the text are deleted, and
-    the others keep their state. An existing message is locked first, so that a preview
-    written back by a worker meanwhile is neither lost nor reported stale.
+    New URLs get `pending` previews and their jobs are enqueued; previews of URLs no longer
+    in the text are deleted, and the others keep their state. An existing message is locked
+    first, so that a preview written back by a worker meanwhile is neither lost nor reported
+    stale. A new message is flushed first, for its id.
     """
-    state = inspect(message)
     current: dict[str, MessagePreview] = {}
-    if state.key is not None:
+    if inspect(message).key is None:
+        set_previews(message, [])
+        await session.flush()
+    else:
         await session.execute(select(Message.id).where(Message.id == message.id).with_for_update())
         await session.refresh(message, ["previews"])
         current = {p.url: p for p in previews_of(message)}
@@ -80,29 +79,8 @@ async def sync_previews(session: AsyncSession, message: Message) -> None:
             preview.position = position
         wanted.append(preview)
     set_previews(message, wanted)
-    if added:
-        session.info.setdefault(_PENDING_KEY, []).append((message, added))
-
-
-async def dispatch_previews(session: AsyncSession, bus: EventPublisher) -> None:
-    """Queue the jobs of the previews created by this session (call after the commit).
-
-    When the broker cannot take them, the previews fail at once (with `message.updated`).
-    """
-    pending: list[tuple[Message, list[str]]] = session.info.pop(_PENDING_KEY, [])
-    queue: JobQueue | None = session.info.get(QUEUE_KEY)
-    for message, urls in pending:
-        if not inspect(message).persistent:
-            continue  # rolled back
-        if queue is None:
-            log.warning("no job queue configured; previews stay pending", message_id=message.id)
-            continue
-        for url in urls:
-            try:
-                await queue.preview(message.id, url)
-            except BrokerUnavailable as exc:
-                log.error("could not queue a preview", message_id=message.id, error=exc.detail)
-                await write_back_preview(session, bus, message.id, url, None)
+    for url in added:
+        enqueue(session, PREVIEW_TASK, [message.id, url])
 
 
 # -- the worker side ----------------------------------------------------------------------
@@ -176,22 +154,18 @@ async def _resolve(
             page_id = await store_page(session, parsed)
             e = parsed.extracted
             fields = PreviewFields(e.title, e.description, e.image_url, e.site_name, page_id)
-        await write_back_preview(session, ctx.bus, message_id, url, fields)
+        await write_back_preview(session, message_id, url, fields)
     JOB_OUTCOMES.labels("preview", "succeeded" if fields is not None else "failed").inc()
     return DONE
 
 
 async def write_back_preview(
-    session: AsyncSession,
-    bus: EventPublisher,
-    message_id: int,
-    url: str,
-    fields: PreviewFields | None,
+    session: AsyncSession, message_id: int, url: str, fields: PreviewFields | None
 ) -> None:
     """Write a resolved preview into its message, if the message still has that URL.
 
-    Commits the session (with whatever else it holds) either way; publishes
-    `message.updated` with the whole message when the preview was written.
+    Commits the session (with whatever else it holds) either way, with `message.updated`
+    (the whole message) when the preview was written.
     """
     message = await session.scalar(
         select(Message)
@@ -223,8 +197,8 @@ async def write_back_preview(
         .values(**values)
         .returning(MessagePreview.id)
     )
+    if written is not None:  # else resolved already, or replaced by an edit
+        await session.refresh(message, ["previews"])
+        payload = as_json(views.message_out(message))
+        emit(session, await views.member_ids(session, message.chat_id), "message.updated", payload)
     await session.commit()
-    if written is None:
-        return  # resolved already, or replaced by an edit
-    payload = as_json(views.message_out(message))
-    await bus.publish(await views.member_ids(session, message.chat_id), "message.updated", payload)

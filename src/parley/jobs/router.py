@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from parley.auth.deps import CurrentUser
 from parley.common.cursor import decode_cursor, encode_cursor
 from parley.common.schemas import Page
-from parley.deps import BusDep, ResourcesDep, SessionDep
+from parley.deps import SessionDep
 from parley.jobs import pages, service
-from parley.jobs.dispatch import JobQueue
 from parley.jobs.schemas import JobOut, PageOut, ParseJobIn
 
 router = APIRouter(tags=["jobs"])
@@ -22,27 +21,10 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=256)]
 
 
-def get_job_queue(resources: ResourcesDep) -> JobQueue:
-    """Where this app sends jobs."""
-    queue: JobQueue = resources.extras["jobs"].queue
-    return queue
-
-
-JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
-
-
-@router.post(
-    "/jobs/parse",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses={503: {"description": "the job queue is unavailable"}},
-)
-async def create_parse_job(
-    body: ParseJobIn, user: CurrentUser, session: SessionDep, bus: BusDep, queue: JobQueueDep
-) -> JobOut:
+@router.post("/jobs/parse", status_code=status.HTTP_202_ACCEPTED)
+async def create_parse_job(body: ParseJobIn, user: CurrentUser, session: SessionDep) -> JobOut:
     """Queue a job that fetches and parses `url`, now or at `runAt`."""
-    job = await service.create_parse_job(
-        session, bus, queue, user_id=user.id, url=body.url, run_at=body.run_at
-    )
+    job = await service.create_parse_job(session, user_id=user.id, url=body.url, run_at=body.run_at)
     return JobOut.model_validate(job)
 
 
@@ -70,9 +52,9 @@ async def get_job(job_id: JobId, user: CurrentUser, session: SessionDep) -> JobO
     status_code=status.HTTP_204_NO_CONTENT,
     responses={409: {"description": "the job is already running or finished"}},
 )
-async def cancel_job(job_id: JobId, user: CurrentUser, session: SessionDep, bus: BusDep) -> None:
+async def cancel_job(job_id: JobId, user: CurrentUser, session: SessionDep) -> None:
     """Cancel a queued job."""
-    await service.cancel_job(session, bus, job_id, user.id)
+    await service.cancel_job(session, job_id, user.id)
 
 
 @router.get("/pages/{page_id}")

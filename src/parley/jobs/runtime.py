@@ -7,16 +7,16 @@ import contextlib
 
 from kombu.exceptions import ChannelError
 
+from parley.db.engine import Database
 from parley.jobs.config import is_in_memory
 from parley.jobs.context import AppLoopRunner, JobContext
 from parley.jobs.dispatch import JobQueue
 from parley.jobs.embedded import EmbeddedWorker
 from parley.jobs.factory import ParleyCelery, create_celery
 from parley.jobs.limits import QUEUES, JobLimits
-from parley.jobs.previews import QUEUE_KEY
-from parley.jobs.sweeper import requeue_unsent
+from parley.jobs.sweeper import requeue_unsent, sweep
 from parley.ops.metrics import QUEUE_DEPTH
-from parley.resources import Resources
+from parley.settings import Settings
 
 BROKER_CHECK_TIMEOUT = 2
 
@@ -24,9 +24,12 @@ BROKER_CHECK_TIMEOUT = 2
 class JobsRuntime:
     """What jobs need while the app runs; see `start`."""
 
-    def __init__(self, celery: ParleyCelery, worker: EmbeddedWorker | None) -> None:
+    def __init__(
+        self, celery: ParleyCelery, worker: EmbeddedWorker | None, context: JobContext
+    ) -> None:
         self.celery = celery
         self.worker = worker
+        self.context = context
 
     @property
     def queue(self) -> JobQueue:
@@ -34,25 +37,27 @@ class JobsRuntime:
         return self.celery.job_queue
 
     @classmethod
-    async def start(cls, resources: Resources) -> JobsRuntime:
-        """Create the Celery app from the settings and let the app's sessions queue jobs.
-
-        With the in-memory broker a worker runs in this process, on the app's loop, database
-        and bus (so its events reach this process's sockets), and the unfinished jobs and
-        previews of the previous run are queued again.
-        """
-        settings = resources.settings
-        context = JobContext(
-            settings, JobLimits.from_settings(settings), resources.db, resources.bus
-        )
+    def create(cls, settings: Settings, db: Database) -> JobsRuntime:
+        """The Celery app for `settings`; with the in-memory broker, a worker (not started)
+        that runs jobs in this process, on the app's loop and database (the events its jobs
+        commit are published by the app's own outbox, to this process's sockets too)."""
+        context = JobContext(settings, JobLimits.from_settings(settings), db)
         celery = create_celery(settings, AppLoopRunner(asyncio.get_running_loop(), context))
-        resources.db.sessionmaker.configure(info={QUEUE_KEY: celery.job_queue})
         worker = None
         if is_in_memory(settings):
             worker = EmbeddedWorker(celery, concurrency=settings.worker_concurrency)
-            worker.start()
-            await requeue_unsent(context, celery.job_queue)
-        return cls(celery, worker)
+        return cls(celery, worker, context)
+
+    async def start(self) -> None:
+        """Start the embedded worker, if any, and queue again what the previous run of this
+        process left unfinished (its in-memory broker lost the messages)."""
+        if self.worker is not None:
+            self.worker.start()
+            await requeue_unsent(self.context)
+
+    async def sweep(self) -> None:
+        """Requeue jobs whose worker stopped and fail stale previews (relay housekeeping)."""
+        await sweep(self.context)
 
     async def stop(self) -> None:
         """Stop the embedded worker (running jobs finish) and close broker connections."""

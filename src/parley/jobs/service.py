@@ -3,30 +3,32 @@
 The job row is the truth. A run claims its job with one conditional UPDATE (queued, or
 running but abandoned, and due), and every later write of that run is fenced by the
 `attempts` value it claimed: a run that lost its job to a redelivery changes nothing.
-Each committed change is published as `job.updated` to the owner.
+Each change carries its `job.updated` event in the same transaction (the outbox), and a
+running attempt renews the job's heartbeat, by which a dead worker's job is found soon.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.common.errors import Conflict, NotFound
 from parley.db.base import utcnow
 from parley.jobs.context import JobContext
-from parley.jobs.dispatch import BrokerUnavailable, JobQueue
-from parley.jobs.events import publish_job
+from parley.jobs.dispatch import PARSE_TASK
+from parley.jobs.events import emit_job
 from parley.jobs.models import FINISHED_STATUSES, Job
 from parley.jobs.outcomes import DONE, Outcome, RunLater
 from parley.jobs.pages import fetch_and_parse, recent_page, store_page
 from parley.ops.metrics import JOB_OUTCOMES
+from parley.outbox import enqueue
 from parley.parser import FetchError
-from parley.realtime.publisher import EventPublisher
 
 log = structlog.get_logger("parley.jobs")
 
@@ -38,34 +40,22 @@ PROGRESS = {"queued": 0, "fetching": 10, "parsing": 60, "storing": 90, "done": 1
 
 
 async def create_parse_job(
-    session: AsyncSession,
-    bus: EventPublisher,
-    queue: JobQueue,
-    *,
-    user_id: int,
-    url: str,
-    run_at: datetime | None,
+    session: AsyncSession, *, user_id: int, url: str, run_at: datetime | None
 ) -> Job:
-    """Record a parse job, then queue it (after the commit) to run at `run_at` or now.
+    """Record a parse job and enqueue it to run at `run_at` (now when absent or past).
 
-    Raises BrokerUnavailable (503) when the broker cannot take it; the job is then failed.
+    The job, its event and its enqueue commit together: a broker that is down delays the
+    job (the relay sends it once the broker is back), it never loses it.
     """
     now = utcnow()
     due = max(run_at or now, now).astimezone(UTC)
     job = Job(user_id=user_id, kind="parse", url=url, run_at=due)
     job.created_at = now
     session.add(job)
+    await session.flush()
+    emit_job(session, job)
+    enqueue(session, PARSE_TASK, [job.id], run_at=job.run_at)
     await session.commit()
-    await publish_job(bus, job)
-    try:
-        await queue.parse(job.id, job.run_at)
-    except BrokerUnavailable as exc:
-        failed = await _finish(session, job.id, None, status="failed", error=exc.detail)
-        await session.commit()
-        if failed is not None:
-            JOB_OUTCOMES.labels(failed.kind, "failed").inc()
-            await publish_job(bus, failed)
-        raise
     return job
 
 
@@ -87,7 +77,7 @@ async def get_job(session: AsyncSession, job_id: int, user_id: int) -> Job:
     return job
 
 
-async def cancel_job(session: AsyncSession, bus: EventPublisher, job_id: int, user_id: int) -> Job:
+async def cancel_job(session: AsyncSession, job_id: int, user_id: int) -> Job:
     """Cancel a queued job; Conflict once it is running or finished."""
     cancelled: Job | None = await session.scalar(
         update(Job)
@@ -95,12 +85,12 @@ async def cancel_job(session: AsyncSession, bus: EventPublisher, job_id: int, us
         .values(status="cancelled", finished_at=utcnow())
         .returning(Job)
     )
-    await session.commit()
     if cancelled is None:
+        await session.rollback()
         job = await get_job(session, job_id, user_id)
         raise Conflict(f"the job is already {job.status}")
-    JOB_OUTCOMES.labels(cancelled.kind, "cancelled").inc()
-    await publish_job(bus, cancelled)
+    _changed(session, cancelled)
+    await session.commit()
     return cancelled
 
 
@@ -112,7 +102,7 @@ async def run_parse_job(ctx: JobContext, job_id: int, *, redelivered: bool = Fal
 
     `redelivered` is true when the broker delivers this message again because the worker
     that had it died: a job left `running` by it may then be taken over at once.
-    Returns what the task should do next: nothing, or run again later (retry or not due).
+    Returns what the task should do next: nothing, or run again at the job's run time.
     """
     now = utcnow()
     async with ctx.db.session() as session:
@@ -123,19 +113,23 @@ async def run_parse_job(ctx: JobContext, job_id: int, *, redelivered: bool = Fal
         if page is not None:  # fetched less than page_cache ago: reuse it
             job.status, job.progress, job.page_id = "succeeded", PROGRESS["done"], page.id
             job.finished_at = utcnow()
+        _changed(session, job)
         await session.commit()
-    await publish_job(ctx.bus, job)
     if job.status == "succeeded":
-        JOB_OUTCOMES.labels(job.kind, "succeeded").inc()
         return DONE
     return await _attempt(ctx, job)
+
+
+def _abandoned(ctx: JobContext, now: datetime) -> Any:
+    """A running job whose heartbeat stopped: its worker is gone."""
+    cutoff = now - timedelta(seconds=ctx.limits.abandoned_after)
+    return and_(Job.status == "running", func.coalesce(Job.heartbeat_at, Job.started_at) < cutoff)
 
 
 async def _claim(
     session: AsyncSession, ctx: JobContext, job_id: int, *, now: datetime, redelivered: bool
 ) -> Job | None:
-    abandoned = Job.started_at < now - timedelta(seconds=ctx.limits.time_limit)
-    takeover = Job.status == "running" if redelivered else and_(Job.status == "running", abandoned)
+    takeover = Job.status == "running" if redelivered else _abandoned(ctx, now)
     job: Job | None = await session.scalar(
         update(Job)
         .where(
@@ -149,6 +143,7 @@ async def _claim(
             attempts=Job.attempts + 1,
             progress=PROGRESS["fetching"],
             started_at=now,
+            heartbeat_at=now,
             finished_at=None,
             error=None,
         )
@@ -165,17 +160,16 @@ async def _not_claimed(
         return DONE  # cancelled, already done by another delivery, or deleted
     if job.status == "queued" and job.run_at > now:
         return RunLater(job.run_at)
-    abandoned = job.started_at is not None and job.started_at < now - timedelta(
-        seconds=ctx.limits.time_limit
+    beat = job.heartbeat_at or job.started_at
+    abandoned = job.status == "running" and (
+        beat is None or beat < now - timedelta(seconds=ctx.limits.abandoned_after)
     )
     if job.attempts >= ctx.limits.max_attempts and (
         job.status == "queued" or redelivered or abandoned
     ):
         error = f"gave up after {job.attempts} attempts: the worker stopped while running it"
-        failed = await _finish(session, job_id, None, status="failed", error=error)
-        if failed is not None:
-            JOB_OUTCOMES.labels(failed.kind, "failed").inc()
-            await publish_job(ctx.bus, failed)
+        _changed(session, await _finish(session, job_id, None, status="failed", error=error))
+        await session.commit()
         return DONE
     log.info("job is running elsewhere; dropping this delivery", job_id=job_id)
     return DONE
@@ -187,14 +181,18 @@ async def _attempt(ctx: JobContext, job: Job) -> Outcome:
         if progress is not None and progress > job.progress:
             await _progress(ctx, job, progress)
 
+    heartbeat = asyncio.create_task(_beat(ctx, job))
     try:
         async with asyncio.timeout(ctx.limits.work_timeout):
             parsed = await fetch_and_parse(job.url, ctx.settings, on_step)
             await on_step("storing")
             async with ctx.db.session() as session:
                 page_id = await store_page(session, parsed)
-                done = await _finish(
-                    session, job.id, job.attempts, status="succeeded", page_id=page_id
+                _changed(
+                    session,
+                    await _finish(
+                        session, job.id, job.attempts, status="succeeded", page_id=page_id
+                    ),
                 )
                 await session.commit()
     except FetchError as exc:
@@ -202,19 +200,27 @@ async def _attempt(ctx: JobContext, job: Job) -> Outcome:
     except TimeoutError:
         error = f"the job did not finish within {ctx.limits.work_timeout:g} s"
         return await _failed_attempt(ctx, job, error, transient=True)
-    if done is not None:
-        JOB_OUTCOMES.labels(done.kind, "succeeded").inc()
-        await publish_job(ctx.bus, done)
+    finally:
+        heartbeat.cancel()
     return DONE
+
+
+async def _beat(ctx: JobContext, job: Job) -> None:
+    """Renew the heartbeat of a running attempt until cancelled."""
+    while True:
+        await asyncio.sleep(ctx.limits.heartbeat)
+        with contextlib.suppress(Exception):  # a missed beat is made up by the next one
+            async with ctx.db.session() as session:
+                await _fenced(session, job.id, job.attempts, heartbeat_at=utcnow())
+                await session.commit()
 
 
 async def _progress(ctx: JobContext, job: Job, progress: int) -> None:
     async with ctx.db.session() as session:
-        updated = await _fenced(session, job.id, job.attempts, progress=progress)
+        updated = _changed(session, await _fenced(session, job.id, job.attempts, progress=progress))
         await session.commit()
     if updated is not None:
         job.progress = progress
-        await publish_job(ctx.bus, updated)
 
 
 async def _failed_attempt(ctx: JobContext, job: Job, error: str, *, transient: bool) -> Outcome:
@@ -231,30 +237,34 @@ async def _failed_attempt(ctx: JobContext, job: Job, error: str, *, transient: b
                 run_at=retry_at,
                 error=error,
             )
-            outcome: Outcome = RunLater(retry_at, error)
+            if changed is not None:
+                enqueue(session, PARSE_TASK, [job.id], run_at=retry_at)
         else:
             if transient:
                 error = f"{error} (gave up after {job.attempts} attempts)"
             changed = await _finish(session, job.id, job.attempts, status="failed", error=error)
-            outcome = DONE
+        _changed(session, changed)
         await session.commit()
-    if changed is None:
-        return DONE  # another run owns the job now
-    if changed.status == "failed":
-        JOB_OUTCOMES.labels(changed.kind, "failed").inc()
-    log.info("job attempt failed", job_id=job.id, attempt=job.attempts, error=error)
-    await publish_job(ctx.bus, changed)
-    return outcome
+    if changed is not None:
+        log.info("job attempt failed", job_id=job.id, attempt=job.attempts, error=error)
+    return DONE
 
 
 async def fail_job(ctx: JobContext, job_id: int, error: str) -> None:
     """Fail a job that is queued or running, whoever runs it (time limits, crashes)."""
     async with ctx.db.session() as session:
-        failed = await _finish(session, job_id, None, status="failed", error=error)
+        _changed(session, await _finish(session, job_id, None, status="failed", error=error))
         await session.commit()
-    if failed is not None:
-        JOB_OUTCOMES.labels(failed.kind, "failed").inc()
-        await publish_job(ctx.bus, failed)
+
+
+def _changed(session: AsyncSession, job: Job | None) -> Job | None:
+    """Emit `job.updated` for a job this transaction changed (None: it changed nothing), and
+    count it when it reached a final status."""
+    if job is not None:
+        emit_job(session, job)
+        if job.status in FINISHED_STATUSES:
+            JOB_OUTCOMES.labels(job.kind, job.status).inc()
+    return job
 
 
 async def _fenced(

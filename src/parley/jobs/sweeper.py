@@ -1,9 +1,11 @@
-"""Jobs and previews whose worker is gone: fail them after a while, or queue them again.
+"""Jobs and previews whose worker is gone: run them again, or fail them after a long while.
 
-`sweep_stale` runs in every worker, at start and then periodically (no beat needed). With a
-broker that keeps messages (Redis, RabbitMQ) a dead worker's job is redelivered first, so
-only what stays stuck beyond that is failed. `requeue_unsent` is for the in-memory broker,
-whose messages die with the process: at start it queues again whatever is still unfinished.
+`sweep` runs in the relay's housekeeping (the leading `parley serve` process, every few
+seconds): a running job whose heartbeat stopped is queued again at once (its attempt
+counts), so a killed worker's jobs resume within seconds instead of waiting for the broker
+to redeliver them; a preview still pending long after every retry could have run is failed.
+`requeue_unsent` is for the in-memory broker, whose messages die with the process: at start
+it queues again whatever is still unfinished.
 """
 
 from __future__ import annotations
@@ -11,69 +13,89 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from parley.db.base import utcnow
 from parley.jobs.context import JobContext
-from parley.jobs.dispatch import JobQueue
-from parley.jobs.events import publish_job
+from parley.jobs.dispatch import PARSE_TASK, PREVIEW_TASK
+from parley.jobs.events import emit_job
 from parley.jobs.models import Job, MessagePreview
 from parley.jobs.previews import write_back_preview
 from parley.ops.metrics import JOB_OUTCOMES
+from parley.outbox import enqueue
 
 log = structlog.get_logger("parley.jobs.sweeper")
 
 BATCH = 500
+WORKER_GONE = "the worker running this job stopped"
 
 
-async def sweep_stale(ctx: JobContext) -> int:
-    """Fail jobs `running` and previews `pending` for longer than their limits allow.
+async def sweep(ctx: JobContext) -> int:
+    """Requeue abandoned jobs and fail stale previews; returns how many were handled."""
+    return await requeue_abandoned(ctx) + await fail_stale_previews(ctx)
 
-    Returns how many were failed; each gets its `job.updated` / `message.updated` event.
-    """
+
+async def requeue_abandoned(ctx: JobContext) -> int:
+    """Queue again (or, out of attempts, fail) every running job whose heartbeat stopped."""
     now = utcnow()
-    job_cutoff = now - timedelta(seconds=ctx.limits.stale_after)
-    error = (
-        f"the worker running this job stopped: no result after "
-        f"{ctx.limits.stale_after:g} s (time limit {ctx.limits.time_limit:g} s)"
-    )
+    cutoff = now - timedelta(seconds=ctx.limits.abandoned_after)
+    stale = func.coalesce(Job.heartbeat_at, Job.started_at) < cutoff
     async with ctx.db.session() as session:
-        stale = list(
+        retried = list(
             await session.scalars(
                 update(Job)
-                .where(Job.status == "running", Job.started_at < job_cutoff)
-                .values(status="failed", error=error, finished_at=now)
+                .where(Job.status == "running", stale, Job.attempts < ctx.limits.max_attempts)
+                .values(status="queued", progress=0, run_at=now, error=f"{WORKER_GONE}; retrying")
                 .returning(Job)
             )
         )
+        failed = list(
+            await session.scalars(
+                update(Job)
+                .where(Job.status == "running", stale, Job.attempts >= ctx.limits.max_attempts)
+                .values(
+                    status="failed",
+                    finished_at=now,
+                    error=f"{WORKER_GONE}; gave up after {ctx.limits.max_attempts} attempts",
+                )
+                .returning(Job)
+            )
+        )
+        for job in retried:
+            emit_job(session, job)
+            enqueue(session, PARSE_TASK, [job.id])
+        for job in failed:
+            emit_job(session, job)
         await session.commit()
-    for job in stale:
+    for job in failed:
         JOB_OUTCOMES.labels(job.kind, "failed").inc()
-        log.warning("failed a job whose worker is gone", job_id=job.id)
-        await publish_job(ctx.bus, job)
+    if retried or failed:
+        log.warning("jobs of a stopped worker", requeued=len(retried), failed=len(failed))
+    return len(retried) + len(failed)
 
-    preview_cutoff = now - timedelta(seconds=ctx.limits.preview_stale_after)
+
+async def fail_stale_previews(ctx: JobContext) -> int:
+    """Fail previews still pending long after every attempt could have run."""
+    cutoff = utcnow() - timedelta(seconds=ctx.limits.preview_stale_after)
     async with ctx.db.session() as session:
         previews = (
             await session.execute(
                 select(MessagePreview.message_id, MessagePreview.url)
-                .where(
-                    MessagePreview.status == "pending", MessagePreview.updated_at < preview_cutoff
-                )
+                .where(MessagePreview.status == "pending", MessagePreview.updated_at < cutoff)
                 .limit(BATCH)
             )
         ).all()
     for message_id, url in previews:
         async with ctx.db.session() as session:
-            await write_back_preview(session, ctx.bus, message_id, url, None)
-    return len(stale) + len(previews)
+            await write_back_preview(session, message_id, url, None)
+    return len(previews)
 
 
-async def requeue_unsent(ctx: JobContext, queue: JobQueue) -> int:
+async def requeue_unsent(ctx: JobContext) -> int:
     """Queue again every unfinished job and pending preview (the broker lost its messages).
 
     Jobs left `running` by the previous process go back to `queued`; their attempt counts.
-    Returns how many messages were sent.
+    Returns how many jobs were enqueued.
     """
     async with ctx.db.session() as session:
         interrupted = list(
@@ -84,8 +106,11 @@ async def requeue_unsent(ctx: JobContext, queue: JobQueue) -> int:
                 .returning(Job)
             )
         )
-        await session.commit()
+        for job in interrupted:
+            emit_job(session, job)
         queued = list(await session.scalars(select(Job).where(Job.status == "queued")))
+        for job in queued:
+            enqueue(session, PARSE_TASK, [job.id], run_at=job.run_at)
         previews = (
             await session.execute(
                 select(MessagePreview.message_id, MessagePreview.url).where(
@@ -93,12 +118,9 @@ async def requeue_unsent(ctx: JobContext, queue: JobQueue) -> int:
                 )
             )
         ).all()
-    for job in interrupted:
-        await publish_job(ctx.bus, job)
-    for job in queued:
-        await queue.parse(job.id, job.run_at)
-    for message_id, url in previews:
-        await queue.preview(message_id, url)
+        for message_id, url in previews:
+            enqueue(session, PREVIEW_TASK, [message_id, url])
+        await session.commit()
     if queued or previews:
         log.info("queued unfinished work again", jobs=len(queued), previews=len(previews))
     return len(queued) + len(previews)

@@ -7,19 +7,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from celery import Task, bootsteps, signals
+from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 
 from parley.db.base import utcnow
-from parley.jobs import previews, service, sweeper
-from parley.jobs.dispatch import (
-    NOOP_TASK,
-    PARSE_TASK,
-    PREVIEW_TASK,
-    SWEEP_TASK,
-    BrokerUnavailable,
-    capped_eta,
-)
+from parley.jobs import previews, service
+from parley.jobs.dispatch import NOOP_TASK, PARSE_TASK, PREVIEW_TASK, capped_eta
 from parley.jobs.outcomes import Outcome, RunLater
 from parley.ops.logging import bind_task_fields, name_task_arguments, reset_task_fields
 
@@ -27,8 +20,6 @@ if TYPE_CHECKING:
     from parley.jobs.factory import ParleyCelery
 
 log = structlog.get_logger("parley.jobs.tasks")
-
-SWEEP_TIME_LIMIT = 120
 
 name_task_arguments(PARSE_TASK, ["job_id"])
 name_task_arguments(PREVIEW_TASK, ["message_id", "url"])
@@ -107,16 +98,6 @@ def register_tasks(app: ParleyCelery) -> None:
             return
         _follow(app, self, outcome, [message_id, url])
 
-    @app.task(
-        name=SWEEP_TASK,
-        shared=False,
-        time_limit=SWEEP_TIME_LIMIT,
-        soft_time_limit=SWEEP_TIME_LIMIT - 10,
-    )
-    def sweep_jobs() -> int:
-        """Fail jobs and previews whose worker is gone."""
-        return app.runner.run(sweeper.sweep_stale)
-
     @app.task(name=NOOP_TASK, shared=False)
     def noop() -> None:
         """Do nothing: the floor of Celery's own cost, for benchmarks and smoke checks."""
@@ -130,30 +111,3 @@ def _follow(app: ParleyCelery, task: Task[Any, Any], outcome: Outcome, args: lis
     if outcome.error is not None:
         raise task.retry(exc=RetryableJobError(outcome.error), eta=eta, max_retries=None)
     task.apply_async(args=tuple(args), eta=eta)
-
-
-class SweepStep(bootsteps.StartStopStep):
-    """Has the worker queue a sweep when it starts and every `sweep_interval` after."""
-
-    requires = ("celery.worker.components:Timer",)
-
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
-        super().__init__(worker, **kwargs)
-        self._entry: Any = None
-
-    def start(self, worker: Any) -> None:
-        app: ParleyCelery = worker.app
-        worker.timer.call_after(1.0, _send_sweep, (app,))
-        self._entry = worker.timer.call_repeatedly(app.limits.sweep_interval, _send_sweep, (app,))
-
-    def stop(self, worker: Any) -> None:
-        if self._entry is not None:
-            self._entry.cancel()
-            self._entry = None
-
-
-def _send_sweep(app: ParleyCelery) -> None:
-    try:
-        app.job_queue.send(SWEEP_TASK, [])
-    except BrokerUnavailable as exc:
-        log.warning("could not queue a sweep", error=exc.detail)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from parley.deps import ResourcesDep
+from parley.resources import HealthCheck
 
 router = APIRouter(tags=["health"])
 
-HealthCheck = Callable[[], Awaitable[None]]
 CHECK_TIMEOUT_SECONDS = 3.0
 
 
@@ -34,8 +33,12 @@ async def _run(check: HealthCheck) -> str:
 
 @router.get("/health", responses={503: {"description": "a dependency is down"}})
 async def health(resources: ResourcesDep) -> JSONResponse:
-    """200 when the database, pub/sub and broker all answer; 503 naming the one that does not."""
-    checks: dict[str, HealthCheck] = resources.extras.get("health_checks", {})
+    """200 when the database, pub/sub and broker all work; 503 naming the one that does not.
+
+    `pubsub` is ok only while this process can deliver live events: subscribed, with the
+    subscriptions confirmed, and hearing from Redis.
+    """
+    checks = resources.health_checks()
     names = list(checks)
     results = await asyncio.gather(*(_run(checks[n]) for n in names))
     report = dict(zip(names, results, strict=True))

@@ -46,7 +46,7 @@ QUEUE_DEPTH = Gauge(
 
 async def metrics_endpoint(request: Request) -> Response:
     """The Prometheus exposition of this process's metrics."""
-    refresh = getattr(request.app.state, "refresh_metrics", None)
-    if refresh is not None:
-        await refresh()
+    resources = getattr(request.app.state, "resources", None)
+    if resources is not None:
+        await resources.jobs.refresh_metrics()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
