@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,19 @@ async def _drop_pg_database(name: str) -> None:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for this test run."""
+    with _migrated_database(tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture
+def own_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, migrated database for one test (whose apps must be alone on it)."""
+    with _migrated_database(tmp_path_factory) as url:
+        yield url
+
+
+@contextmanager
+def _migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if MODE == "services":
         name = f"parley_test_{uuid.uuid4().hex[:12]}"
         asyncio.run(_create_pg_database(name))

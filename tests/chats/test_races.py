@@ -1,8 +1,10 @@
-"""Concurrent requests that must agree: one message per clientId, one direct chat per pair."""
+"""Concurrent requests that must agree: one message per clientId, one direct chat per pair,
+one membership per person, read markers that only move forward."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 
 import httpx
@@ -61,3 +63,56 @@ async def test_adding_one_person_concurrently_adds_them_once(
     assert Counter(r.status_code for r in answers) == {201: 1, 409: N - 1}
     members = (await client.get(f"{CHATS}/{chat['id']}", headers=carol.headers)).json()
     assert [m["userId"] for m in members["members"]].count(carol.id) == 1
+
+
+async def test_concurrent_read_markers_end_at_the_highest_acknowledged(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    chat = await create_group(client, alice, bob)
+    ids = [
+        (
+            await client.post(
+                f"{CHATS}/{chat['id']}/messages", json={"text": f"m{i}"}, headers=alice.headers
+            )
+        ).json()["id"]
+        for i in range(50)
+    ]
+    shuffled = random.Random(7).sample(ids, len(ids))
+    answers = await asyncio.gather(
+        *(
+            client.post(f"{CHATS}/{chat['id']}/read", json={"messageId": mid}, headers=bob.headers)
+            for mid in shuffled
+        )
+    )
+    assert {r.status_code for r in answers} == {204}
+    members = (await client.get(f"{CHATS}/{chat['id']}", headers=bob.headers)).json()["members"]
+    marker = next(m for m in members if m["userId"] == bob.id)["lastReadMessageId"]
+    assert marker == max(ids)
+
+
+async def test_removing_one_member_concurrently_removes_them_once(
+    client: httpx.AsyncClient, alice: Account, bob: Account, carol: Account
+) -> None:
+    chat = await create_group(client, alice, bob, carol)
+    answers = await asyncio.gather(
+        *(
+            client.delete(f"{CHATS}/{chat['id']}/members/{carol.id}", headers=alice.headers)
+            for _ in range(N)
+        )
+    )
+    assert Counter(r.status_code for r in answers) == {204: 1, 404: N - 1}
+
+
+async def test_an_owner_leaving_twice_at_once_hands_ownership_on_once(
+    client: httpx.AsyncClient, alice: Account, bob: Account, carol: Account
+) -> None:
+    chat = await create_group(client, alice, bob, carol)
+    answers = await asyncio.gather(
+        *(
+            client.delete(f"{CHATS}/{chat['id']}/members/{alice.id}", headers=alice.headers)
+            for _ in range(N)
+        )
+    )
+    assert Counter(r.status_code for r in answers) == {204: 1, 404: N - 1}
+    members = (await client.get(f"{CHATS}/{chat['id']}", headers=bob.headers)).json()["members"]
+    assert sorted(m["role"] for m in members) == ["member", "owner"]

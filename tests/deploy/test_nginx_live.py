@@ -105,6 +105,7 @@ async def test_rest_and_websocket_session_through_nginx(behind_nginx: str) -> No
 
         ws_url = base.replace("http://", "ws://") + f"/api/v1/ws?token={tokens['bob']}"
         async with connect(ws_url) as ws:
+            assert '"type":"ready"' in await asyncio.wait_for(ws.recv(), 10)
             await ws.send('{"type":"ping"}')
             assert await asyncio.wait_for(ws.recv(), 10) == '{"type":"pong"}'
             # Several sends, so that in services mode both app processes take some.

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 
 from parley.app import create_app
-from parley.realtime.events import Frame
+from parley.realtime.codec import Frame
 from parley.settings import Settings
 from tests.conftest import MODE, Account, make_settings, truncate_all
 from tests.jobs.pageserver import PageServer, running_page_server
@@ -180,11 +180,11 @@ async def listening(application: FastAPI, user_id: int) -> AsyncIterator[Events]
     """Subscribe to `user_id`'s events on the app's bus for the duration of the block."""
     bus = application.state.resources.bus
     events = Events()
-    await bus.listen(user_id, events)
+    bus.listen(user_id, events)
     try:
         yield events
     finally:
-        await bus.unlisten(user_id, events)
+        bus.unlisten(user_id, events)
 
 
 async def wait_for(

@@ -67,4 +67,4 @@ def test_limits_keep_the_visibility_timeout_above_the_time_limit() -> None:
     assert limits.visibility_timeout > limits.time_limit > limits.soft_time_limit
     assert limits.soft_time_limit > limits.work_timeout
     assert limits.eta_hold <= limits.visibility_timeout / 2
-    assert limits.stale_after > limits.visibility_timeout
+    assert limits.abandoned_after >= 3 * limits.heartbeat

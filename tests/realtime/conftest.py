@@ -102,15 +102,34 @@ async def make_user(server: ServerProcess, username: str) -> Api:
 
 
 class Socket:
-    """A WebSocket client that reads JSON frames with a timeout."""
+    """A WebSocket client that reads JSON frames with a timeout.
+
+    `start()` reads up to the `ready` frame (keeping what came before it: a replay or a
+    resync notice, for `next()`), so tests see events exactly as they did before `ready`.
+    """
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        self.ready: str | None = None
+        self._before_ready: list[dict[str, Any]] = []
 
-    async def next(self, timeout: float = RECEIVE_TIMEOUT) -> dict[str, Any]:
+    async def start(self, timeout: float = RECEIVE_TIMEOUT) -> Socket:
+        while True:
+            frame = await self._recv(timeout)
+            if frame["type"] == "ready":
+                self.ready = frame["data"]["lastEventId"]
+                return self
+            self._before_ready.append(frame)
+
+    async def _recv(self, timeout: float) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.ws.recv(), timeout)
         frame: dict[str, Any] = json.loads(raw)
         return frame
+
+    async def next(self, timeout: float = RECEIVE_TIMEOUT) -> dict[str, Any]:
+        if self._before_ready:
+            return self._before_ready.pop(0)
+        return await self._recv(timeout)
 
     async def next_of(self, *types: str, timeout: float = RECEIVE_TIMEOUT) -> dict[str, Any]:
         """The next frame of one of `types`, skipping others (presence, typing...)."""
@@ -141,7 +160,7 @@ async def open_socket() -> AsyncIterator[Any]:
         ws = await connect(f"{server.ws}?token={user.token}{sep}{query}", **kwargs)
         sock = Socket(ws)
         opened.append(sock)
-        return sock
+        return await sock.start()
 
     yield _open
     for sock in opened:

@@ -40,6 +40,7 @@ async def test_bearer_header_authenticates(server_a: ServerProcess) -> None:
     async with connect(
         server_a.ws, additional_headers={"Authorization": f"Bearer {alice.token}"}
     ) as ws:
+        assert '"type":"ready"' in await asyncio.wait_for(ws.recv(), 10)
         await ws.send('{"type":"ping"}')
         assert await asyncio.wait_for(ws.recv(), 10) == '{"type":"pong"}'
 

@@ -89,3 +89,36 @@ async def test_a_malformed_last_event_id_asks_for_a_resync(
     bob = await make_user(server_a, "bob")
     sock = await open_socket(server_a, bob, "lastEventId=garbage")
     assert (await sock.next())["type"] == "resync.required"
+
+
+async def test_a_socket_that_saw_no_event_resumes_from_its_ready_position(
+    server_a: ServerProcess, server_b: ServerProcess, open_socket: Any
+) -> None:
+    """Silence is never a gap: the `ready` id alone is enough to resume from."""
+    alice = await make_user(server_a, "alice")
+    bob = await make_user(server_a, "bob")
+    quiet = await open_socket(server_b, bob)
+    assert quiet.ready is not None
+    await quiet.close()  # it never got an event
+
+    chat_id = await alice.group(bob)
+    missed = await alice.send(chat_id, "while bob was away")
+
+    back = await open_socket(server_a, bob, f"lastEventId={quiet.ready}")
+    assert (await back.next_of("chat.created"))["data"]["id"] == chat_id
+    assert (await back.next_of("message.created"))["data"]["id"] == missed["id"]
+    assert back.ready is not None
+    assert back.ready != quiet.ready
+
+
+async def test_ready_carries_the_newest_event_id(server_a: ServerProcess, open_socket: Any) -> None:
+    alice = await make_user(server_a, "alice")
+    bob = await make_user(server_a, "bob")
+    chat_id = await alice.group(bob)
+    watching = await open_socket(server_a, bob)
+    await alice.send(chat_id, "one")
+    newest = await watching.next_of("message.created")
+    fresh = await open_socket(server_a, bob)
+    assert fresh.ready == newest["id"]
+    replayed = await open_socket(server_a, bob, f"lastEventId={newest['id']}")
+    assert replayed.ready == newest["id"]

@@ -21,6 +21,7 @@ async def test_sigterm_closes_sockets_with_going_away(
     try:
         alice = await make_user(server, "alice")
         async with connect(f"{server.ws}?token={alice.token}") as ws:
+            assert '"type":"ready"' in await asyncio.wait_for(ws.recv(), 10)
             await ws.send('{"type":"ping"}')
             assert await asyncio.wait_for(ws.recv(), 10) == '{"type":"pong"}'
             server.process.send_signal(signal.SIGTERM)

@@ -1,0 +1,70 @@
+"""Who may open a socket, and what a socket refuses: origins of cookie sockets, big frames."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.conftest import PASSWORD
+from tests.realtime.conftest import make_user
+from tests.servers import ServerProcess
+
+
+async def _session_cookie(server: ServerProcess, username: str) -> str:
+    async with httpx.AsyncClient(base_url=server.http, timeout=15) as c:
+        resp = await c.post("/api/v1/auth/login", data={"username": username, "password": PASSWORD})
+        assert resp.status_code == 200, resp.text
+        cookie = resp.cookies.get("parley_session")
+    assert cookie
+    return f"parley_session={cookie}"
+
+
+async def _first_frame_or_close(url: str, **headers: str) -> str | int | None:
+    """The first frame's type, or the close code / HTTP status that refused the socket."""
+    try:
+        async with connect(url, additional_headers=headers) as ws:
+            raw = await asyncio.wait_for(ws.recv(), 10)
+    except InvalidStatus as refused:
+        return refused.response.status_code
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd is not None else None
+    return raw.split('"type":"', 1)[1].split('"', 1)[0]
+
+
+async def test_cookie_sockets_only_from_our_own_origin(server_a: ServerProcess) -> None:
+    await make_user(server_a, "alice")
+    cookie = await _session_cookie(server_a, "alice")
+    own = f"http://127.0.0.1:{server_a.port}"
+    assert await _first_frame_or_close(server_a.ws, Cookie=cookie, Origin=own) == "ready"
+    assert await _first_frame_or_close(server_a.ws, Cookie=cookie) == "ready"  # not a browser
+    for hostile in ("http://evil.example", "null", f"https://127.0.0.1:{server_a.port}"):
+        assert await _first_frame_or_close(server_a.ws, Cookie=cookie, Origin=hostile) in (
+            403,
+            4403,
+        ), hostile
+
+
+async def test_token_sockets_are_not_origin_checked(server_a: ServerProcess) -> None:
+    alice = await make_user(server_a, "alice")
+    url = f"{server_a.ws}?token={alice.token}"
+    assert await _first_frame_or_close(url, Origin="http://evil.example") == "ready"
+
+
+async def test_a_frame_over_64_kib_closes_the_socket_with_1009(server_a: ServerProcess) -> None:
+    alice = await make_user(server_a, "alice")
+    async with connect(f"{server_a.ws}?token={alice.token}", max_size=None) as ws:
+        assert '"type":"ready"' in await asyncio.wait_for(ws.recv(), 10)
+        await ws.send('{"type":"ping","pad":"' + "x" * (64 * 1024) + '"}')
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    # A frame just under the limit is read as usual.
+    async with connect(f"{server_a.ws}?token={alice.token}") as ws:
+        assert '"type":"ready"' in await asyncio.wait_for(ws.recv(), 10)
+        await ws.send('{"type":"ping","pad":"' + "x" * (60 * 1024) + '"}')
+        assert await asyncio.wait_for(ws.recv(), 10) == '{"type":"pong"}'
