@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = 14 * 24 * 3600
     jwt_issuer: str = "parley"
     session_cookie_name: str = "parley_session"
+    # A refresh token presented again this soon after its rotation (two tabs refreshing at
+    # once) gets the same successor instead of revoking its family.
+    refresh_reuse_interval_seconds: float = Field(default=10.0, ge=0)
     cookie_secure: bool | None = None
 
     event_log_max_events: int = 1000
@@ -91,6 +94,9 @@ class Settings(BaseSettings):
     rate_limit_register_ip_seconds: float = Field(default=3600.0, gt=0)
     rate_limit_refresh_ip: int = Field(default=60, ge=0)
     rate_limit_refresh_ip_seconds: float = Field(default=60.0, gt=0)
+    # Wrong one-time codes per user (login's `otp`, /auth/otp/enable and /disable).
+    rate_limit_otp_user: int = Field(default=5, ge=0)
+    rate_limit_otp_user_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

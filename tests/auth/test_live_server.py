@@ -1,10 +1,11 @@
-"""Against real `parley serve` processes (two in services mode): logs at info level that
-never carry a token."""
+"""Against real `parley serve` processes (two in services mode): refreshes racing across
+processes, and logs at info level that never carry a token."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,29 @@ async def signed_up(http: httpx.AsyncClient, username: str) -> dict[str, str]:
     resp = await http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
+
+
+async def test_refreshes_racing_across_processes_share_one_successor(
+    servers: list[ServerProcess],
+) -> None:
+    clients = [httpx.AsyncClient(base_url=s.http, timeout=15) for s in servers]
+    try:
+        pair = await signed_up(clients[0], "alice")
+        answers = await asyncio.gather(
+            *(
+                clients[i % len(clients)].post(
+                    "/api/v1/auth/refresh", json={"refreshToken": pair["refresh_token"]}
+                )
+                for i in range(6)
+            )
+        )
+        assert Counter(r.status_code for r in answers) == {200: 6}, [r.text for r in answers]
+        (successor,) = {r.json()["refresh_token"] for r in answers}
+        onward = await clients[-1].post("/api/v1/auth/refresh", json={"refreshToken": successor})
+        assert onward.status_code == 200
+    finally:
+        for c in clients:
+            await c.aclose()
 
 
 async def test_no_token_reaches_the_log(servers: list[ServerProcess]) -> None:
