@@ -11,6 +11,7 @@ from parley.auth import oauth2, service
 from parley.auth.deps import CurrentUser
 from parley.auth.models import User
 from parley.auth.schemas import (
+    BrowserSessionOut,
     OtpCodeIn,
     OtpSetupOut,
     RefreshIn,
@@ -20,6 +21,7 @@ from parley.auth.schemas import (
     UserOut,
 )
 from parley.common.cursor import decode_cursor, encode_cursor
+from parley.common.errors import Unauthorized
 from parley.common.schemas import Page
 from parley.deps import ResourcesDep, SessionDep, SettingsDep
 from parley.ratelimit.auth import (
@@ -196,6 +198,21 @@ async def login(
         path=(settings.root_path or "") + "/",
     )
     return SessionOut(csrf_token=csrf)
+
+
+@router.get("/auth/session", responses={401: {"description": "no live browser session cookie"}})
+async def browser_session(
+    request: Request, response: Response, session: SessionDep, settings: SettingsDep
+) -> BrowserSessionOut:
+    """The browser session behind the cookie: its user and CSRF token (a reloaded page
+    stays signed in)."""
+    cookie = request.cookies.get(settings.session_cookie_name)
+    resumed = await service.resume_browser_session(session, cookie, settings) if cookie else None
+    if resumed is None:
+        raise Unauthorized("not authenticated")
+    user, csrf = resumed
+    response.headers.update(NO_STORE)
+    return BrowserSessionOut(user=UserOut.model_validate(user), csrf_token=csrf)
 
 
 @router.post("/auth/logout-session", status_code=status.HTTP_204_NO_CONTENT)

@@ -27,6 +27,7 @@ WRONG_CODE = "wrong code"
 USERNAME_PREFIX_RE = re.compile(r"[a-z0-9_.-]*")
 # Purposes of the secrets derived from another one (tokens.derive_secret).
 REFRESH_SUCCESSOR = "refresh-successor"
+SESSION_CSRF = "session-csrf"
 
 
 class WrongOtp(DomainError):
@@ -273,7 +274,8 @@ async def start_browser_session(
     session: AsyncSession, user_id: int, settings: Settings
 ) -> tuple[str, str]:
     """A new cookie session: returns (session token, CSRF token); both stored hashed."""
-    token, csrf = tokens.new_secret(), tokens.new_secret()
+    token = tokens.new_secret()
+    csrf = csrf_token_for(token, settings)
     session.add(
         BrowserSession(
             user_id=user_id,
@@ -284,6 +286,35 @@ async def start_browser_session(
     )
     await session.commit()
     return token, csrf
+
+
+def csrf_token_for(session_token: str, settings: Settings) -> str:
+    """The CSRF token of the browser session behind a cookie value.
+
+    Derived from the cookie value under the signing key (an HMAC), so that it can be given
+    back to a reloaded page without being stored: the database keeps only its hash. A page
+    on another origin can neither read the HttpOnly cookie nor compute this from it.
+    """
+    return tokens.derive_secret(settings.signing_key(), SESSION_CSRF, session_token)
+
+
+async def resume_browser_session(
+    session: AsyncSession, token: str, settings: Settings
+) -> tuple[User, str] | None:
+    """The user and CSRF token of the live session behind a cookie value, if any."""
+    found = await find_browser_session(session, token)
+    if found is None:
+        return None
+    user = await session.get(User, found.user_id)
+    if user is None:
+        return None
+    csrf = csrf_token_for(token, settings)
+    if not csrf_matches(found, csrf):
+        # A session started before CSRF tokens were derived had a random one, which is not
+        # kept: it gets the derived one from now on.
+        found.csrf_hash = tokens.hash_secret(csrf)
+        await session.commit()
+    return user, csrf
 
 
 async def find_browser_session(session: AsyncSession, token: str) -> BrowserSession | None:
