@@ -133,6 +133,7 @@ def make_settings(database_url: str, redis_url: str | None, **overrides: Any) ->
         "rate_limit_login_ip": 1_000_000,
         "rate_limit_register_ip": 1_000_000,
         "rate_limit_refresh_ip": 1_000_000,
+        "rate_limit_otp_user": 1_000_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -24,8 +24,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        # The app reads X-Forwarded-* itself, from PARLEY_TRUSTED_PROXIES only (create_app).
+        proxy_headers=False,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=args.graceful_timeout,

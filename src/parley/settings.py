@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = Path(".parley-secret")
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     root_path: str = ""
     debug: bool = False
     cors_origins: str = ""
+    # Peers whose X-Forwarded-For/-Proto are believed (addresses or CIDRs, comma-separated);
+    # the client is the rightmost forwarded address not in this list. Empty: believe none.
+    trusted_proxies: str = "127.0.0.1,::1"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
@@ -45,6 +49,9 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = 14 * 24 * 3600
     jwt_issuer: str = "parley"
     session_cookie_name: str = "parley_session"
+    # A refresh token presented again this soon after its rotation (two tabs refreshing at
+    # once) gets the same successor instead of revoking its family.
+    refresh_reuse_interval_seconds: float = Field(default=10.0, ge=0)
     cookie_secure: bool | None = None
 
     event_log_max_events: int = 1000
@@ -102,6 +109,19 @@ class Settings(BaseSettings):
     rate_limit_register_ip_seconds: float = Field(default=3600.0, gt=0)
     rate_limit_refresh_ip: int = Field(default=60, ge=0)
     rate_limit_refresh_ip_seconds: float = Field(default=60.0, gt=0)
+    # Wrong one-time codes per user (login's `otp`, /auth/otp/enable and /disable).
+    rate_limit_otp_user: int = Field(default=5, ge=0)
+    rate_limit_otp_user_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        """Each entry an address or a network, written canonically ("10.0.0.0/8")."""
+        entries = [e.strip() for e in value.split(",") if e.strip()]
+        try:
+            return ",".join(str(ipaddress.ip_network(e, strict=False)) for e in entries)
+        except ValueError as exc:
+            raise ValueError(f"PARLEY_TRUSTED_PROXIES: {exc}") from exc
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -139,6 +159,11 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         """Allowed CORS origins, from the comma-separated setting."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The trusted proxies' networks ("127.0.0.1/32", ...); empty trusts none."""
+        return [e for e in self.trusted_proxies.split(",") if e]
 
     def signing_key(self) -> str:
         """The token-signing secret; generated once into a local file in development."""

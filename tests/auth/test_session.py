@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -190,8 +191,10 @@ async def test_session_login_needs_the_otp_when_2fa_is_on(
     client: httpx.AsyncClient, browser: httpx.AsyncClient, alice: Account
 ) -> None:
     secret = (await client.post("/api/v1/auth/otp/setup", headers=alice.headers)).json()["secret"]
+    # The previous step's code (still accepted): the current one stays unused for the login.
+    previous = pyotp.TOTP(secret).at(time.time() - 30)
     enable = await client.post(
-        "/api/v1/auth/otp/enable", json={"code": pyotp.TOTP(secret).now()}, headers=alice.headers
+        "/api/v1/auth/otp/enable", json={"code": previous}, headers=alice.headers
     )
     assert enable.status_code == 204
     resp = await browser.post(LOGIN, data={"username": "alice", "password": PASSWORD})

@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.auth.conftest import assert_unauthenticated, bearer
+from tests.auth.conftest import ClientWith, assert_unauthenticated, bearer
 from tests.conftest import PASSWORD, TEST_SECRET, Account, register
 
 TOKEN = "/api/v1/auth/token"
@@ -57,7 +57,8 @@ async def test_unknown_user_and_wrong_password_answer_the_same_401(
     unknown_user = await client.post(TOKEN, data={"username": "nobody", "password": PASSWORD})
     for resp in (wrong_password, unknown_user):
         assert_unauthenticated(resp)
-        assert set(resp.json()) == {"detail"}
+        assert set(resp.json()) == {"detail", "error", "error_description"}
+        assert resp.json()["error"] == "invalid_grant"
     assert wrong_password.json() == unknown_user.json()
 
 
@@ -123,9 +124,16 @@ async def test_refresh_gives_a_new_working_pair(client: httpx.AsyncClient, alice
     assert await me_status(client, again.json()["access_token"]) == 200
 
 
-async def test_a_spent_refresh_token_is_dead(client: httpx.AsyncClient, alice: Account) -> None:
-    assert (await refresh(client, alice.refresh_token)).status_code == 200
-    assert_unauthenticated(await refresh(client, alice.refresh_token))
+@pytest.fixture
+async def strict(client_with: ClientWith) -> httpx.AsyncClient:
+    """An app without the reuse interval: a spent refresh token is dead at once."""
+    return await client_with(refresh_reuse_interval_seconds=0)
+
+
+async def test_a_spent_refresh_token_is_dead(strict: httpx.AsyncClient) -> None:
+    alice = await register(strict, "alice")
+    assert (await refresh(strict, alice.refresh_token)).status_code == 200
+    assert_unauthenticated(await refresh(strict, alice.refresh_token))
 
 
 async def test_reusing_a_spent_token_revokes_the_whole_family(
@@ -139,14 +147,13 @@ async def test_reusing_a_spent_token_revokes_the_whole_family(
     assert_unauthenticated(await refresh(client, second["refresh_token"]))
 
 
-async def test_reuse_in_one_family_leaves_other_logins_alone(
-    client: httpx.AsyncClient, alice: Account
-) -> None:
-    other_login = await client.post(TOKEN, data={"username": "alice", "password": PASSWORD})
+async def test_reuse_in_one_family_leaves_other_logins_alone(strict: httpx.AsyncClient) -> None:
+    alice = await register(strict, "alice")
+    other_login = await strict.post(TOKEN, data={"username": "alice", "password": PASSWORD})
     other_refresh = other_login.json()["refresh_token"]
-    await refresh(client, alice.refresh_token)
-    assert_unauthenticated(await refresh(client, alice.refresh_token))
-    assert (await refresh(client, other_refresh)).status_code == 200
+    await refresh(strict, alice.refresh_token)
+    assert_unauthenticated(await refresh(strict, alice.refresh_token))
+    assert (await refresh(strict, other_refresh)).status_code == 200
 
 
 @pytest.mark.parametrize(

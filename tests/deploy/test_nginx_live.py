@@ -1,7 +1,8 @@
 """nginx (Debian's package) in front of real `parley serve` processes, under a path prefix.
 
 Two processes in services mode (one in embedded mode, which is one process by design);
-the nginx config is the one compose uses, rendered by deploy/nginx/render.py.
+the nginx config is the one compose uses, rendered by deploy/nginx/render.py. The apps trust
+nginx (127.0.0.1) as their proxy and limit registrations per client address.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tests.servers import ServerProcess, free_port, start_server, wait_until_liv
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "/chat"
+REGISTRATIONS_PER_ADDRESS = 3
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,17 @@ def behind_nginx(
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     assert Path(nginx).exists(), "nginx is required (apt-get install nginx); CI installs it"
     workdir = tmp_path_factory.mktemp("nginx")
-    env = server_env(database_url, redis_url, PARLEY_ROOT_PATH=PREFIX)
+    env = server_env(
+        database_url,
+        redis_url,
+        PARLEY_ROOT_PATH=PREFIX,
+        PARLEY_TRUSTED_PROXIES="127.0.0.1",
+        PARLEY_RATE_LIMIT_ENABLED="true",
+        PARLEY_RATE_LIMIT_REGISTER_IP=str(REGISTRATIONS_PER_ADDRESS),
+        PARLEY_RATE_LIMIT_LOGIN_IP="0",
+        PARLEY_RATE_LIMIT_LOGIN_USERNAME="0",
+        PARLEY_RATE_LIMIT_REFRESH_IP="0",
+    )
     apps: list[ServerProcess] = [
         start_server(env, workdir / f"app{i}") for i in range(2 if MODE == "services" else 1)
     ]
@@ -148,3 +160,24 @@ async def test_docs_know_the_prefix_and_bodies_are_capped(behind_nginx: str) -> 
             headers={"content-type": "application/json"},
         )
         assert big.status_code == 413
+
+
+async def test_a_client_spoofing_x_forwarded_for_is_still_rate_limited(behind_nginx: str) -> None:
+    """nginx appends the address it sees to the client's X-Forwarded-For; the app takes the
+    rightmost address that is not its trusted proxy, whatever the client wrote before it.
+    The client connects from 127.0.0.2, nginx (the trusted proxy) from 127.0.0.1."""
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=behind_nginx, transport=transport, timeout=15) as c:
+        answers = []
+        for i in range(REGISTRATIONS_PER_ADDRESS + 2):
+            spoofed = {"X-Forwarded-For": f"192.0.2.{i}", "X-Real-IP": f"192.0.2.{i}"}
+            answers.append(
+                await c.post(
+                    "/api/v1/auth/register",
+                    json={"username": f"spoofer{i}", "password": PASSWORD},
+                    headers=spoofed,
+                )
+            )
+    statuses = [r.status_code for r in answers]
+    assert statuses == [201] * REGISTRATIONS_PER_ADDRESS + [429, 429], statuses
+    assert int(answers[-1].headers["retry-after"]) >= 1

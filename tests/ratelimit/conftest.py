@@ -27,6 +27,7 @@ OFF = {
     "rate_limit_login_ip": 0,
     "rate_limit_register_ip": 0,
     "rate_limit_refresh_ip": 0,
+    "rate_limit_otp_user": 0,
 }
 
 

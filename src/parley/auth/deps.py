@@ -18,7 +18,10 @@ from parley.settings import Settings
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+# The token endpoint also refreshes (grant_type=refresh_token, RFC 6749 §6).
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token", refreshUrl="/api/v1/auth/token", auto_error=False
+)
 
 
 def user_id_from_access_token(settings: Settings, token: str) -> int:

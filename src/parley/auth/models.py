@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, false
+from sqlalchemy import BigInteger, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.db.base import Base, BigIntId, IntPK, utcnow
@@ -21,6 +21,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     otp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
     otp_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The TOTP time step (RFC 6238's T) of the last code accepted: no code of that step or
+    # an earlier one is accepted again (RFC 6238 §5.2).
+    otp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

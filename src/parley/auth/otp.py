@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
+import time
+
 import pyotp
 
 ISSUER = "Parley"
+# Codes of the previous and the next time step are accepted too (clock drift, RFC 6238 §5.2).
+DRIFT_STEPS = 1
 
 
 def new_otp_secret() -> str:
@@ -17,9 +22,18 @@ def provisioning_uri(secret: str, username: str) -> str:
     return str(pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER))
 
 
-def verify_otp(secret: str, code: str) -> bool:
-    """True when `code` is the current code, allowing one step of clock drift."""
+def matching_step(secret: str, code: str, *, now: float | None = None) -> int | None:
+    """The time step (RFC 6238's T) whose code `code` is, within one step of now; else None.
+
+    The caller accepts a step only once per user (it stores the last one accepted), so that
+    a code cannot be replayed.
+    """
     code = code.strip().replace(" ", "")
     if not (code.isdigit() and len(code) == 6):
-        return False
-    return bool(pyotp.TOTP(secret).verify(code, valid_window=1))
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int((time.time() if now is None else now) // totp.interval)  # RFC 6238's T
+    for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
+        if secrets.compare_digest(str(totp.generate_otp(step)), code):
+            return step
+    return None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.auth import service
+from parley.auth import oauth2, service
 from parley.auth.deps import CurrentUser
+from parley.auth.models import User
 from parley.auth.schemas import (
+    BrowserSessionOut,
     OtpCodeIn,
     OtpSetupOut,
     RefreshIn,
@@ -18,6 +21,7 @@ from parley.auth.schemas import (
     UserOut,
 )
 from parley.common.cursor import decode_cursor, encode_cursor
+from parley.common.errors import Unauthorized
 from parley.common.schemas import Page
 from parley.deps import ResourcesDep, SessionDep, SettingsDep
 from parley.ratelimit.auth import (
@@ -25,13 +29,25 @@ from parley.ratelimit.auth import (
     limit_refresh,
     limit_registration,
     login_attempt,
+    otp_attempt,
 )
+from parley.resources import Resources
 
 router = APIRouter(tags=["auth"])
 
 FormUsername = Annotated[str, Form(min_length=1, max_length=64)]
 FormPassword = Annotated[str, Form(min_length=1, max_length=256)]
 FormOtp = Annotated[str | None, Form(max_length=16)]
+# No caching of answers that carry credentials (RFC 6749 §5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+TOKEN_REFUSED: dict[int | str, dict[str, Any]] = {
+    status_code: {"model": oauth2.OAuthErrorOut, "description": description}
+    for status_code, description in [
+        (400, "`unsupported_grant_type`"),
+        (401, "`invalid_grant`: bad credentials or refresh token, `otp_required`, `invalid_otp`"),
+        (422, "`invalid_request`: a missing or malformed field"),
+    ]
+}
 
 
 def _token_out(pair: service.TokenPair) -> TokenOut:
@@ -56,21 +72,67 @@ async def register(body: RegisterIn, session: SessionDep) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@router.post("/auth/token", responses=RATE_LIMITED)
+async def _authenticated_user(
+    request: Request,
+    session: AsyncSession,
+    resources: Resources,
+    *,
+    username: str,
+    password: str,
+    otp: str | None,
+) -> User:
+    """The user a login proves, with its limits: per username and address, and per user for
+    the one-time code (which is accepted once)."""
+    async with login_attempt(request, resources, username):
+        user = await service.authenticate(session, username=username, password=password)
+        code = service.require_otp_code(user, otp)
+        if code is not None:
+            async with otp_attempt(resources, user.id):
+                await service.check_login_otp(session, user, code)
+    return user
+
+
 async def token(
     request: Request,
+    response: Response,
     session: SessionDep,
     resources: ResourcesDep,
-    username: FormUsername,
-    password: FormPassword,
+    grant_type: Annotated[
+        str | None,
+        Form(max_length=64, description="`password` (the default) or `refresh_token`"),
+    ] = None,
+    username: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
+    password: Annotated[str | None, Form(min_length=1, max_length=256)] = None,
     otp: FormOtp = None,
+    refresh_token: Annotated[str | None, Form(min_length=1, max_length=512)] = None,
 ) -> TokenOut:
-    """OAuth2 password grant: an access token and a refresh token."""
-    async with login_attempt(request, resources, username):
-        user = await service.authenticate(
-            session, username=username, password=password, otp_code=otp
+    """OAuth2 token endpoint (RFC 6749): the password grant, or a refresh (§6)."""
+    response.headers.update(NO_STORE)
+    if grant_type in (None, oauth2.PASSWORD_GRANT):
+        if username is None:
+            raise oauth2.missing_field("username")
+        if password is None:
+            raise oauth2.missing_field("password")
+        user = await _authenticated_user(
+            request, session, resources, username=username, password=password, otp=otp
         )
-    return _token_out(await service.issue_tokens(session, user.id, resources.settings))
+        return _token_out(await service.issue_tokens(session, user.id, resources.settings))
+    if grant_type == oauth2.REFRESH_TOKEN_GRANT:
+        if refresh_token is None:
+            raise oauth2.missing_field("refresh_token")
+        await limit_refresh(request, resources)
+        pair = await service.rotate_refresh_token(session, refresh_token, resources.settings)
+        return _token_out(pair)
+    raise oauth2.UnsupportedGrantType(f"unsupported grant_type {grant_type!r}")
+
+
+router.add_api_route(
+    "/auth/token",
+    token,
+    methods=["POST"],
+    responses={**TOKEN_REFUSED, **RATE_LIMITED},
+    route_class_override=oauth2.TokenEndpointRoute,
+)
 
 
 @router.post("/auth/refresh", dependencies=[Depends(limit_refresh)], responses=RATE_LIMITED)
@@ -92,16 +154,22 @@ async def otp_setup(user: CurrentUser, session: SessionDep) -> OtpSetupOut:
     return OtpSetupOut(secret=secret, otpauth_uri=uri)
 
 
-@router.post("/auth/otp/enable", status_code=status.HTTP_204_NO_CONTENT)
-async def otp_enable(body: OtpCodeIn, user: CurrentUser, session: SessionDep) -> None:
-    """Turn on two-factor login with a code from the authenticator."""
-    await service.enable_otp(session, user, body.code)
+@router.post("/auth/otp/enable", status_code=status.HTTP_204_NO_CONTENT, responses=RATE_LIMITED)
+async def otp_enable(
+    body: OtpCodeIn, user: CurrentUser, session: SessionDep, resources: ResourcesDep
+) -> None:
+    """Turn on two-factor login with a code from the authenticator (used up by this)."""
+    async with otp_attempt(resources, user.id):
+        await service.enable_otp(session, user, body.code)
 
 
-@router.post("/auth/otp/disable", status_code=status.HTTP_204_NO_CONTENT)
-async def otp_disable(body: OtpCodeIn, user: CurrentUser, session: SessionDep) -> None:
-    """Turn off two-factor login; needs a current code."""
-    await service.disable_otp(session, user, body.code)
+@router.post("/auth/otp/disable", status_code=status.HTTP_204_NO_CONTENT, responses=RATE_LIMITED)
+async def otp_disable(
+    body: OtpCodeIn, user: CurrentUser, session: SessionDep, resources: ResourcesDep
+) -> None:
+    """Turn off two-factor login; needs a current code not used before."""
+    async with otp_attempt(resources, user.id):
+        await service.disable_otp(session, user, body.code)
 
 
 @router.post("/auth/login", responses=RATE_LIMITED)
@@ -116,10 +184,9 @@ async def login(
 ) -> SessionOut:
     """Browser login: sets an HttpOnly session cookie and returns the CSRF token."""
     settings = resources.settings
-    async with login_attempt(request, resources, username):
-        user = await service.authenticate(
-            session, username=username, password=password, otp_code=otp
-        )
+    user = await _authenticated_user(
+        request, session, resources, username=username, password=password, otp=otp
+    )
     cookie, csrf = await service.start_browser_session(session, user.id, settings)
     response.set_cookie(
         settings.session_cookie_name,
@@ -131,6 +198,21 @@ async def login(
         path=(settings.root_path or "") + "/",
     )
     return SessionOut(csrf_token=csrf)
+
+
+@router.get("/auth/session", responses={401: {"description": "no live browser session cookie"}})
+async def browser_session(
+    request: Request, response: Response, session: SessionDep, settings: SettingsDep
+) -> BrowserSessionOut:
+    """The browser session behind the cookie: its user and CSRF token (a reloaded page
+    stays signed in)."""
+    cookie = request.cookies.get(settings.session_cookie_name)
+    resumed = await service.resume_browser_session(session, cookie, settings) if cookie else None
+    if resumed is None:
+        raise Unauthorized("not authenticated")
+    user, csrf = resumed
+    response.headers.update(NO_STORE)
+    return BrowserSessionOut(user=UserOut.model_validate(user), csrf_token=csrf)
 
 
 @router.post("/auth/logout-session", status_code=status.HTTP_204_NO_CONTENT)

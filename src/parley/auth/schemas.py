@@ -80,3 +80,10 @@ class SessionOut(CamelModel):
     """The CSRF token that cookie-authenticated writes must echo in `X-CSRF-Token`."""
 
     csrf_token: str
+
+
+class BrowserSessionOut(CamelModel):
+    """The current browser session: who is signed in, and the CSRF token writes echo."""
+
+    user: UserOut
+    csrf_token: str

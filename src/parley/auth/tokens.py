@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -68,3 +70,14 @@ def new_secret() -> str:
 def hash_secret(secret: str) -> str:
     """The SHA-256 hex digest under which a random secret is stored."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def derive_secret(key: str, purpose: str, secret: str) -> str:
+    """A secret computed from another one under the signing key: HMAC-SHA256, URL-safe.
+
+    Only whoever holds both `secret` and the key can compute it, so it need not be stored:
+    the database keeps hashes alone. `purpose` separates the uses (one derived secret is
+    never another's).
+    """
+    mac = hmac.new(key.encode(), f"parley:{purpose}\x00{secret}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()

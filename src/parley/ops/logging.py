@@ -4,6 +4,10 @@ Every line of a background task carries `task_id` and `task_name`, and the job i
 (`job_id`, or `message_id` and `url` for a link preview): the worker binds them for the
 duration of the task (`bind_task_fields`), and Celery's own lines about a task (received,
 succeeded, failed, retried) get them from the record Celery logs (`_celery_task_fields`).
+
+No line carries a credential: the value of every `token`, `access_token`, `refresh_token`,
+`code` (and similar) query parameter is replaced after the line is rendered, whoever wrote
+it (uvicorn logs WebSocket URLs with their query string, `?token=<access token>`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import ast
 import contextvars
 import logging
+import re
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
@@ -69,6 +74,29 @@ def _celery_task_fields(
     return event_dict
 
 
+# A URL query parameter that carries a credential, and its value up to the next separator.
+_SECRET_PARAMETER = re.compile(
+    r"(?i)((?:^|[?&;\s])(?:access_token|refresh_token|id_token|token|code|client_secret"
+    r"|password|otp|session|csrf_token)=)[^&;#\s\"'<>\\]*"
+)
+REDACTED = "[redacted]"
+
+
+def redact_secrets(line: str) -> str:
+    """`line` with the value of every credential-carrying query parameter replaced."""
+    return _SECRET_PARAMETER.sub(lambda m: m.group(1) + REDACTED, line)
+
+
+def _redacting(renderer: structlog.types.Processor) -> structlog.types.Processor:
+    """The renderer, with credentials removed from the line it renders."""
+
+    def render(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        line = renderer(logger, method_name, event_dict)
+        return redact_secrets(line) if isinstance(line, str) else line
+
+    return render
+
+
 def configure_logging(settings: Settings) -> None:
     """Route stdlib and structlog records through one renderer on stdout."""
     use_json = settings.log_format == "json" or (
@@ -96,7 +124,7 @@ def configure_logging(settings: Settings) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            renderer,
+            _redacting(renderer),
         ],
     )
     handler = logging.StreamHandler(sys.stdout)

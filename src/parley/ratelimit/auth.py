@@ -23,6 +23,7 @@ import structlog
 from fastapi import HTTPException, Request
 from redis.exceptions import RedisError
 
+from parley.auth.service import OTP_REQUIRED, WrongOtp
 from parley.common.errors import Unauthorized
 from parley.deps import ResourcesDep
 from parley.ratelimit.core import Charge, Exhausted, Limiter, Rate, charge
@@ -36,8 +37,7 @@ LIMITER_EXTRA = "rate_limiter"
 LOGIN_LIMITED = "too many login attempts, try again later"
 REGISTER_LIMITED = "too many registrations from this address, try again later"
 REFRESH_LIMITED = "too many token refreshes from this address, try again later"
-# The answer to a correct password when two-factor is on: a step of a good login.
-OTP_REQUIRED = "otp_required"
+OTP_LIMITED = "too many wrong one-time codes, try again later"
 # For the OpenAPI description of the limited routes.
 RATE_LIMITED: dict[int | str, dict[str, str]] = {
     429: {"description": "rate limited: retry after `Retry-After` seconds"}
@@ -56,6 +56,7 @@ class AuthLimits:
     login_ip: Rate
     register_ip: Rate
     refresh_ip: Rate
+    otp_user: Rate
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthLimits:
@@ -70,6 +71,7 @@ class AuthLimits:
             login_ip=rate(s.rate_limit_login_ip, s.rate_limit_login_ip_seconds),
             register_ip=rate(s.rate_limit_register_ip, s.rate_limit_register_ip_seconds),
             refresh_ip=rate(s.rate_limit_refresh_ip, s.rate_limit_refresh_ip_seconds),
+            otp_user=rate(s.rate_limit_otp_user, s.rate_limit_otp_user_seconds),
         )
 
 
@@ -97,8 +99,11 @@ def _new_limiter(resources: Resources) -> Limiter:
 
 
 def client_address(request: Request) -> str:
-    """The caller's address (the forwarded one behind the proxy); IPv6 by its /64 network.
+    """The caller's address; IPv6 by its /64 network.
 
+    Behind proxies it is the rightmost X-Forwarded-For address that is not one of
+    PARLEY_TRUSTED_PROXIES (the app's ProxyHeadersMiddleware puts it into the request), so
+    that a client cannot choose its own by sending the header.
     One IPv6 host usually owns a whole /64, so limiting single addresses would be no limit.
     """
     host = request.client.host if request.client else ""
@@ -173,3 +178,23 @@ async def limit_refresh(request: Request, resources: ResourcesDep) -> None:
     rate = AuthLimits.from_settings(resources.settings).refresh_ip
     address_charge = charge("refresh:ip", client_address(request), rate)
     await enforce(limiter_for(resources), [address_charge], REFRESH_LIMITED, fail_open=True)
+
+
+@asynccontextmanager
+async def otp_attempt(resources: Resources, user_id: int) -> AsyncIterator[None]:
+    """Count a one-time code check against the user; 429 before it when spent.
+
+    Only a wrong (or replayed) code stays counted: the limit slows guessing, not use.
+    """
+    rate = AuthLimits.from_settings(resources.settings).otp_user
+    limiter = limiter_for(resources)
+    per_user = charge("otp:user", str(user_id), rate)
+    await enforce(limiter, [per_user], OTP_LIMITED)
+    try:
+        yield
+    except WrongOtp:
+        raise
+    except Exception:
+        await _give_back_quietly(limiter, [per_user])
+        raise
+    await _give_back_quietly(limiter, [per_user])
