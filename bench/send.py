@@ -36,10 +36,10 @@ It starts everything itself on loopback: a fresh PostgreSQL database per server
 services mode with Redis 127.0.0.1:6379/12 (BENCH_REDIS; flushed at the start and at the
 end: Parley's event logs there would otherwise carry over between runs), the bare app on
 its own fresh database; at the end (also on Ctrl-C, SIGTERM, an error or the
-`--time-limit`) it stops them and drops the databases. `--url` measures an already running services-mode Parley instead
-(no server CPU or connection figures then). Everything runs on this machine: wrk, the
-servers, PostgreSQL and Redis share its cores, so read the figures with the machine's CPU
-line and wrk's share of it.
+`--time-limit`) it stops them and drops the databases. `--url` measures an already running
+services-mode Parley instead (no server CPU or connection figures then). Everything runs on
+this machine: wrk, the servers, PostgreSQL and Redis share its cores, so read the figures
+with the machine's CPU line and wrk's share of it.
 """
 
 from __future__ import annotations
@@ -333,6 +333,12 @@ def summarize(parley: WrkRun, bare: WrkRun, args: argparse.Namespace) -> int:
         print(
             f"  PostgreSQL backends' CPU per request: Parley {db_parley:.0f} us, bare"
             f" {db_bare:.0f} us ({db_parley / db_bare:.1f}x)"
+        )
+    if parley.ok and bare.ok and not math.isnan(parley.redis_cpu):
+        print(
+            f"  Redis CPU per request (the whole server, shared): Parley"
+            f" {parley.redis_cpu / parley.ok * 1e6:.0f} us, during bare's rounds"
+            f" {bare.redis_cpu / bare.ok * 1e6:.0f} us"
         )
     print(
         f"  wrk's CPU: {parley.wrk_share:.0%} of the machine during Parley's rounds,"
