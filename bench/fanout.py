@@ -30,18 +30,25 @@ pub/sub connection per socket, no database) and prints the ratio Parley / naive 
 latency, deliveries/s, memory per socket and server CPU per message. `--no-naive` skips
 it, `--no-parley` measures the naive one alone.
 
+First, the load generator check (`--no-generator-check` skips it): the sender's HTTP client
+and wrk (`apt-get install wrk`) take turns driving the bare INSERT endpoint of
+`bench/send.py` with `--http-connections` connections, closed loop; the script prints both
+rates and CPU shares; the client must reach at least 90% of wrk's rate, so that what the
+figures show is not its own limit. Each run's report gives the sender's and the receivers'
+CPU as shares of the machine.
+
 Needs PostgreSQL at postgres@127.0.0.1:5432 (trust; override with BENCH_PG) and Redis
-(`--redis`, default redis://127.0.0.1:6379/8, flushed at start and at the end). It creates
-a fresh database, runs `parley migrate`, starts the server without login and registration
-rate limits (PARLEY_RATE_LIMIT_ENABLED=false: all the load comes from one address), and at
-the end — also on Ctrl-C, an error or the `--time-limit` — stops every process it started
-and drops the database. Users are inserted
-straight into the database with one shared password hash and get tokens signed with the
-server's key: registering 1,000 users through the API costs one Argon2 hash each, about
-3 minutes on the event loop of one process. Their ids start at 900,000,001 so that their
-pub/sub channels, which are global to the Redis server, never meet those of another Parley
-(tests) on the same Redis. Everything runs on this machine and on loopback: the load
-generator competes with the server, PostgreSQL and Redis for the same cores.
+(`--redis`, default BENCH_REDIS or redis://127.0.0.1:6379/12, flushed at start and at the
+end). It creates a fresh database, runs `parley migrate`, starts the server without login
+and registration rate limits (PARLEY_RATE_LIMIT_ENABLED=false: all the load comes from one
+address), and at the end — also on Ctrl-C, an error or the `--time-limit` — stops every
+process it started and drops the databases. Users are inserted straight into the database
+with one shared password hash and get tokens signed with the server's key: registering
+1,000 users through the API costs one Argon2 hash each, about 3 minutes on the event loop
+of one process. Their ids start at 900,000,001 so that their pub/sub channels, which are
+global to the Redis server, never meet those of another Parley (tests) on the same Redis.
+Everything runs on this machine and on loopback: the load generator competes with the
+server, PostgreSQL and Redis for the same cores.
 """
 
 from __future__ import annotations
@@ -71,10 +78,15 @@ from websockets.exceptions import ConnectionClosed
 
 from _common import (
     PG_ADMIN_DSN,
+    REDIS_URL,
     BenchUser,
+    GeneratorCheck,
     Run,
     Server,
     TimeLimitExceeded,
+    bare_body,
+    bare_poster,
+    check_generator,
     cleanup,
     cpu_seconds,
     create_database,
@@ -93,7 +105,7 @@ from _common import (
 
 BENCH_DIR = Path(__file__).resolve().parent
 SCRIPT = str(Path(__file__).resolve())
-DEFAULT_REDIS = "redis://127.0.0.1:6379/8"
+DEFAULT_REDIS = REDIS_URL  # the benchmarks' database: BENCH_REDIS, default db 12
 USER_ID_BASE = 900_000_000
 TARGET_P99_MS = 100.0
 TARGET_KIB_PER_SOCKET = 64.0
@@ -363,6 +375,29 @@ class RawHttp:
         self._idle.clear()
 
 
+async def drive_bare(url: str, connections: int, seconds: float) -> int:
+    """The sender's client on the bare INSERT endpoint, for `_common.check_generator`: one
+    `RawHttp` pool of `connections`, as many posting loops, for `seconds`; the 201 answers."""
+    tag = uuid.uuid4().hex[:8]
+    deadline = time.perf_counter() + seconds
+    http = RawHttp(url, connections)
+
+    async def one(k: int) -> int:
+        poster = bare_poster(k)
+        headers = {h: v for h, v in poster.headers.items() if h != "Content-Type"}
+        ok = seq = 0
+        while time.perf_counter() < deadline:
+            seq += 1
+            status = await http.post(poster.path, bare_body(k, seq, tag), headers)
+            ok += status == 201
+        return ok
+
+    try:
+        return sum(await asyncio.gather(*(one(k) for k in range(connections))))
+    finally:
+        await http.aclose()
+
+
 # --- the two systems under test --------------------------------------------------------
 
 
@@ -447,6 +482,7 @@ class Measurement:
         busy = cpu.get("busy", 0.0)
         others = busy - server - redis_s - postgres - sender - receivers
         window = self.window or math.nan
+        cores = os.cpu_count() or 1
         closed = ", ".join(f"code {k}: {v}" for k, v in self.closed_early.items()) or "none"
         other = ", ".join(f"{k} {v}" for k, v in self.other_frames.most_common()) or "none"
         opening_error = f": {self.open_error}" if self.open_error else ""
@@ -483,7 +519,8 @@ class Measurement:
                 f" {self.idle_cpu:.0%} of a core while idle), redis {redis_s:.1f},"
                 f" postgres backends {postgres:.1f} ({postgres / messages * 1e3:.2f} ms/message),"
                 f" load generator {sender + receivers:.1f}"
-                f" (sender {sender:.1f}, receivers {receivers:.1f}),"
+                f" (sender {sender:.1f} = {sender / window / cores:.0%} of the machine,"
+                f" receivers {receivers:.1f} = {receivers / window / cores:.0%}),"
                 f" everything else (other users of the machine) {others:.1f};"
                 f" machine {busy:.1f} busy of {cpu.get('total', 0):.1f};"
                 f" some task waiting for a core {cpu.get('pressure', math.nan) / window:.0%}"
@@ -936,8 +973,9 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b and not math.isnan(b) else "n/a"
 
 
-def summarize(parley: Measurement, naive: Measurement | None) -> int:
-    """Print the ratios and the verdict; 0 when every target is met."""
+def summarize(parley: Measurement, naive: Measurement | None, check: GeneratorCheck | None) -> int:
+    """Print the ratios and the verdict; 0 when every target is met (and the load
+    generator check, when it ran, passed)."""
     checks = [
         ("zero lost deliveries", parley.lost == 0, f"{parley.lost} lost"),
         ("zero duplicated deliveries", parley.duplicates == 0, f"{parley.duplicates} dup."),
@@ -949,6 +987,14 @@ def summarize(parley: Measurement, naive: Measurement | None) -> int:
         ),
         ("every socket opened", parley.open_failed == 0, f"{parley.open_failed} failed"),
     ]
+    if check is not None:
+        checks.append(
+            (
+                "load generator >= 90% of wrk on the bare INSERT endpoint",
+                check.passed,
+                f"{check.ratio:.0%}",
+            )
+        )
     print()
     if naive is not None:
         print(
@@ -983,6 +1029,12 @@ async def main_async(args: argparse.Namespace, run: Run, scratch: Path) -> int:
         " may run at the same time; loopback only",
         flush=True,
     )
+    check: GeneratorCheck | None = None
+    if not args.no_generator_check:
+        check = await check_generator(
+            drive_bare, run=run, scratch=scratch, connections=args.http_connections
+        )
+        print(check.report(), flush=True)
     redis_client = redis.Redis.from_url(args.redis)
     try:
         await redis_client.flushdb()
@@ -1010,7 +1062,7 @@ async def main_async(args: argparse.Namespace, run: Run, scratch: Path) -> int:
         await redis_client.flushdb()
         if parley is None:
             return 0
-        code = summarize(parley, naive)
+        code = summarize(parley, naive, check)
         return code if args.check else 0
     finally:
         await redis_client.aclose()
@@ -1034,6 +1086,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis", default=DEFAULT_REDIS, help="Redis URL (flushed!)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     parser.add_argument("--no-parley", action="store_true", help="measure the naive one only")
+    parser.add_argument(
+        "--no-generator-check",
+        action="store_true",
+        help="skip comparing the sender's HTTP client with wrk on the bare INSERT endpoint",
+    )
     parser.add_argument("--time-limit", type=float, default=420.0, help="seconds for it all")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)

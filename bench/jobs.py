@@ -22,14 +22,16 @@ It prints:
    workers' consumers are cancelled (remote control; one publishing thread is slower than
    the workers), then the consumers are added back: tasks/s until the queue and its
    unacknowledged messages are empty;
-3. `--jobs` parse jobs posted to `POST /api/v1/jobs/parse` by `--submitters` keep-alive
-   connections (as fast as they go, or `--rate` jobs/s): how many ended succeeded/failed,
+3. `--jobs` parse jobs posted to `POST /api/v1/jobs/parse` by wrk (Debian's package:
+   `apt-get install wrk`), `--submitters` keep-alive connections on as many threads, as
+   fast as they go or `--rate` jobs/s: how many ended succeeded/failed,
    jobs/s (first `createdAt` to last `finishedAt`, and while the workers were busy: first
    `startedAt` to last `finishedAt`), queue-to-done latency p50/p90/p99/max (`createdAt` to
    `finishedAt`, and POST to the `succeeded` event on a WebSocket), where a job's time goes
    (queue wait, fetch, parse, store: from the `job.updated` events' `ts` at progress 60 and
    90), and CPU seconds of the server, the workers, the page server, PostgreSQL, Redis, this
-   process and everything else on the machine;
+   process and everything else on the machine; wrk's CPU while it posts, as a share of
+   the machine;
 4. the ratio parse jobs/s / no-op tasks/s (the mean of the two no-op runs), CPU per parse
    job and per no-op task (workers alone, and server + workers + PostgreSQL + Redis, with
    the throughput that CPU would allow on otherwise idle cores), and whether extraction
@@ -42,11 +44,11 @@ on the machine moves jobs/s and no-op tasks/s (the latter most). Do not run two 
 once: each flushes the same Redis database. `--quick` (100 jobs) is a smoke run.
 
 Needs PostgreSQL at postgres@127.0.0.1:5432 (trust; override with BENCH_PG) and Redis
-(`--redis`, default redis://127.0.0.1:6379/10: Parley's Redis and its broker; flushed at
-start and at the end). At the end, also on Ctrl-C, SIGTERM, an error or the `--time-limit`,
-it stops every process it started, drops the database and flushes that Redis database.
-Everything runs on this machine: the submitters compete with the server, the workers,
-PostgreSQL and Redis for the same cores.
+(`--redis`, default BENCH_REDIS or redis://127.0.0.1:6379/12: Parley's Redis and its
+broker; flushed at start and at the end). At the end, also on Ctrl-C, SIGTERM, an error or
+the `--time-limit`, it stops every process it started, drops the database and flushes that
+Redis database. Everything runs on this machine: wrk competes with the server, the
+workers, PostgreSQL and Redis for the same cores.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from _common import (
+    REDIS_URL,
     Run,
     Server,
     TimeLimitExceeded,
@@ -85,21 +88,24 @@ from _common import (
     create_database,
     create_users,
     free_port,
+    lua_template,
     machine_busy_seconds,
     new_secret,
     parley_migrate,
     percentile,
     report_time_limit,
     run_within,
+    run_wrk,
     sqlalchemy_url,
     terminate,
     workdir,
+    wrk_path,
 )
 from extract import URL as EXTRACT_URL
 from extract import build_page
 
 SCRIPT = str(Path(__file__).resolve())
-DEFAULT_REDIS = "redis://127.0.0.1:6379/10"
+DEFAULT_REDIS = REDIS_URL  # the benchmarks' database: BENCH_REDIS, default db 12
 QUEUE_PREFIX = "bench."  # PARLEY_JOB_QUEUE_PREFIX: the parse queue is `bench.parse`
 PAGE_TYPE = "text/html; charset=utf-8"
 TARGET_EXTRACT_MS = 20.0
@@ -541,6 +547,7 @@ class ParseResult:
     name: str
     submissions: list[Submission]
     submit_seconds: float
+    wrk_share: float  # wrk's CPU while posting, as a share of the machine
     schedule_lag: float
     jobs: dict[int, dict[str, Any]]  # job id -> Job JSON
     events: JobEvents | None
@@ -628,6 +635,7 @@ class ParseResult:
             f" ({sum(errors.values())} errors{': ' + detail if detail else ''});"
             f" schedule lag max {self.schedule_lag * 1000:.0f} ms",
             f"    POST ms      {ms_line(post)}",
+            f"    wrk          its CPU while posting: {self.wrk_share:.0%} of the machine",
             f"    ended        {status_text}"
             + (" (gave up waiting: --drain-timeout)" if self.timed_out else "")
             + f"; {retried} needed more than one attempt;"
@@ -721,45 +729,105 @@ async def read_jobs(http: Http, ids: set[int]) -> dict[int, dict[str, Any]]:
             return jobs
 
 
+# wrk's part: thread t posts the jobs t, t + threads, ... (one connection each, so an answer
+# is that of the thread's last request), records each one in its own file and stops after
+# its last; `delay` (only with --rate) holds each job until its time on the schedule.
+SUBMIT_LUA = """\
+local total, base, tag, records = ${TOTAL}, ${BASE}, ${TAG}, ${RECORDS}
+local headers = ${HEADERS}
+local index, sent_at, out = 0, 0, nil
+
+function init(args)
+  index = thread_no
+  out = assert(io.open(records .. thread_no, "w"))
+end
+
+function request()
+  if index >= total then  -- not expected: the thread stops after its last answer
+    return wrk.format("GET", "/api/v1/health/live")
+  end
+  sent_at = bench_now()
+  local body = string.format('{"url":"%s/page/%s-%d"}', base, tag, index)
+  return wrk.format("POST", "/api/v1/jobs/parse", headers, body)
+end
+
+function bench_response(status, headers, body)
+  local id = string.match(body, '^{"id":(%d+)') or "-"
+  out:write(string.format("%d %.6f %.6f %d %s\\n", index, sent_at, bench_now(), status, id))
+  index = index + thread_count
+  if index >= total then
+    out:close()
+    bench_thread_done()
+  end
+end
+"""
+SCHEDULE_LUA = """
+local rate, start = ${RATE}, ${START}
+
+function delay()
+  local wait = start + index / rate - bench_now()
+  if wait > 0 then return wait * 1000 end
+  return 0
+end
+"""
+SCHEDULE_START = 0.5  # seconds from starting wrk to the first job on a --rate schedule
+
+
+def read_submissions(records: Path, threads: int, total: int) -> list[Submission]:
+    """What wrk's threads recorded (`<records><thread>`: index, sent, answered, status, job
+    id per line), one Submission per job index; a job without a record had no answer."""
+    by_index: dict[int, Submission] = {}
+    for t in range(threads):
+        path = Path(f"{records}{t}")
+        for line in path.read_text().splitlines() if path.exists() else []:
+            index, sent, answered, status, job_id = line.split()
+            s = Submission(int(index), float(sent), float(answered), int(status))
+            if s.status == 202 and job_id != "-":
+                s.job_id = int(job_id)
+            by_index[s.index] = s
+    return [by_index.get(i) or Submission(i, math.nan, error="no answer") for i in range(total)]
+
+
 async def submit(
-    stack: Stack, args: argparse.Namespace, paths: Sequence[str]
-) -> tuple[list[Submission], float, float]:
-    """POST one parse job per path from `--submitters` connections; (submissions, s, lag)."""
-    base = stack.pages.url
-    headers = {"Authorization": f"Bearer {stack.token}"}
-    out: list[Submission] = []
-    todo = iter(range(len(paths)))
+    stack: Stack, args: argparse.Namespace, run: Run, scratch: Path
+) -> tuple[list[Submission], float, float, float]:
+    """POST `--jobs` parse jobs from wrk's `--submitters` connections, each with its own page
+    URL; (submissions, seconds from the first POST to the last answer, largest lag behind
+    the --rate schedule, wrk's CPU share of the machine)."""
+    threads = min(args.submitters, args.jobs)
+    records = scratch / f"submissions-{uuid.uuid4().hex[:6]}-"
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {stack.token}"}
+    start = time.time() + SCHEDULE_START
+    script = lua_template(
+        SUBMIT_LUA + (SCHEDULE_LUA if args.rate > 0 else ""),
+        TOTAL=args.jobs,
+        BASE=stack.pages.url,
+        TAG=uuid.uuid4().hex[:6],
+        RECORDS=str(records),
+        HEADERS=headers,
+        RATE=args.rate,
+        START=start,
+    )
+    longest = args.drain_timeout + (args.jobs / args.rate if args.rate > 0 else 0.0)
+    result = await run_wrk(
+        "parse jobs",
+        stack.server.url,
+        script,
+        run=run,
+        scratch=scratch,
+        connections=threads,
+        threads=threads,
+        duration=longest,
+        ok_status=frozenset({202}),
+        until_done=True,
+    )
+    out = read_submissions(records, threads, args.jobs)
+    done = [s for s in out if not math.isnan(s.answered)]
+    seconds = max(s.answered for s in done) - min(s.sent for s in done) if done else 0.0
     lag = 0.0
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-
-    async def submitter() -> None:
-        nonlocal lag
-        http = Http(stack.server.url, headers)
-        try:
-            for i in todo:
-                if args.rate > 0:
-                    delay = start + i / args.rate - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    lag = max(lag, -delay)
-                s = Submission(i, time.time())
-                out.append(s)
-                try:
-                    status, body = await http.request(
-                        "POST", "/api/v1/jobs/parse", {"url": base + paths[i]}
-                    )
-                except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
-                    s.error = type(exc).__name__
-                    continue
-                s.answered, s.status = time.time(), status
-                if status == 202:
-                    s.job_id = int(json.loads(body)["id"])
-        finally:
-            http.close()
-
-    await asyncio.gather(*(submitter() for _ in range(args.submitters)))
-    return out, loop.time() - start, lag
+    if args.rate > 0 and done:
+        lag = max(0.0, max(s.sent - (start + s.index / args.rate) for s in done))
+    return out, seconds, lag, result.wrk_share
 
 
 async def pages_served(stack: Stack) -> Counter[str]:
@@ -772,14 +840,18 @@ async def pages_served(stack: Stack) -> Counter[str]:
 
 
 async def run_parse(
-    name: str, stack: Stack, args: argparse.Namespace, client: redis.Redis, events: JobEvents | None
+    name: str,
+    stack: Stack,
+    args: argparse.Namespace,
+    client: redis.Redis,
+    events: JobEvents | None,
+    run: Run,
+    scratch: Path,
 ) -> ParseResult:
     served0 = (await pages_served(stack))["page"]
     before = await cpu_snapshot(stack, client)
-    tag = uuid.uuid4().hex[:6]
-    paths = [f"/page/{tag}-{i}" for i in range(args.jobs)]
-    progress(f"posting {args.jobs} parse jobs from {args.submitters} connections")
-    submissions, seconds, lag = await submit(stack, args, paths)
+    progress(f"posting {args.jobs} parse jobs from {args.submitters} wrk connections")
+    submissions, seconds, lag, wrk_share = await submit(stack, args, run, scratch)
     ids = [s.job_id for s in submissions if s.job_id is not None]
     progress(f"{len(ids)} accepted in {seconds:.1f}s; waiting for them to finish")
     finished = await wait_finished(stack, ids, args.drain_timeout)
@@ -799,6 +871,7 @@ async def run_parse(
         name=name,
         submissions=sorted(submissions, key=lambda s: s.index),
         submit_seconds=seconds,
+        wrk_share=wrk_share,
         schedule_lag=lag,
         jobs=jobs,
         events=events,
@@ -915,7 +988,7 @@ async def main_async(args: argparse.Namespace, run: Run, scratch: Path) -> int:
 
         noop_before = await run_noop("no-op task, before", celery, stack, client, args.noop)
         progress("no-op baseline done")
-        parse = await run_parse("parse jobs", stack, args, client, events)
+        parse = await run_parse("parse jobs", stack, args, client, events, run, scratch)
         noop_after = await run_noop("no-op task, after", celery, stack, client, args.noop)
         print()
         print(noop_before.report())
@@ -1048,6 +1121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_pages(args.serve_pages))
         return 0
+    wrk_path()  # says how to install it when it is missing
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     signal.signal(signal.SIGTERM, terminate)
     run = Run()
