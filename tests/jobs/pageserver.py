@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -37,19 +38,21 @@ class PageServer:
     - `/hold/<key>`: waits until `release(key)`, then a page (`arrived(key)` is set on entry)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.hits: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._arrived: dict[str, threading.Event] = {}
         self._released: dict[str, threading.Event] = {}
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self.host = f"[{host}]" if ":" in host else host
+        self.httpd = server_class((host, 0), _handler(self))
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
         """The absolute URL of `path` on this server."""
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def count(self, path: str) -> int:
         """How many requests `path` received."""
@@ -140,10 +143,14 @@ def _handler(server: PageServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 @contextmanager
-def running_page_server() -> Iterator[PageServer]:
-    """A started page server, stopped at the end."""
-    server = PageServer()
+def running_page_server(host: str = "127.0.0.1") -> Iterator[PageServer]:
+    """A started page server (on `host`: `::1` for an IPv6 one), stopped at the end."""
+    server = PageServer(host)
     server.start()
     try:
         yield server

@@ -10,7 +10,7 @@ from sqlalchemy import event, func, select
 from parley.jobs.models import MessagePreview, Page
 from tests.conftest import Account
 from tests.jobs.conftest import listening, wait_for
-from tests.jobs.pageserver import PageServer
+from tests.jobs.pageserver import PageServer, running_page_server
 
 
 async def make_chat(client: httpx.AsyncClient, owner: Account, *members: Account) -> int:
@@ -224,3 +224,18 @@ async def test_deleting_a_message_drops_its_previews(
             .where(MessagePreview.message_id == message["id"])
         )
     assert left == 0
+
+
+async def test_an_ipv6_literal_link_gets_a_preview_like_any_other(
+    app: Any, client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    chat = await make_chat(client, alice, bob)
+    with running_page_server("::1") as v6:
+        url = v6.url("/page/six")
+        assert url.startswith("http://[::1]:")
+        async with listening(app, bob.id) as events:
+            message = await send(client, alice, chat, f"over IPv6: {url}.")
+            assert [p["url"] for p in message["previews"]] == [url]
+            ready = await events.next("message.updated", resolved)
+    assert ready["previews"][0]["status"] == "ready"
+    assert ready["previews"][0]["title"]

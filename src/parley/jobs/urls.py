@@ -9,8 +9,13 @@ from parley.jobs.models import MAX_URL
 
 MAX_PREVIEWS = 5
 
-# A URL runs until whitespace or a character that cannot appear unescaped in one.
-_URL_IN_TEXT = re.compile(r"""https?://[^\s<>"'`{}|\\^\[\]]+""", re.IGNORECASE)
+# A URL runs until whitespace or a character that cannot appear unescaped in one; its host
+# may be an IPv6 literal in brackets (RFC 3986), the only place brackets may appear.
+_URL_IN_TEXT = re.compile(
+    r"""https?://(?:\[[0-9a-f:.]+\](?::\d+)?(?:[/?#][^\s<>"'`{}|\\^\[\]]*)?"""
+    r"""|[^\s<>"'`{}|\\^\[\]]+)""",
+    re.IGNORECASE,
+)
 _TRAILING = ".,;:!?*'\"~_-"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 
