@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from parley import __version__
+from parley.apidocs import install_docs
 from parley.auth.router import router as auth_router
 from parley.chats.directory import ChatDirectory
 from parley.chats.router import router as chats_router
@@ -85,8 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         root_path=settings.root_path,
         generate_unique_id_function=_operation_id,
         debug=settings.debug,
+        docs_url=None,  # served from vendored assets instead of a CDN: see parley.apidocs
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(auth_router, prefix=API_PREFIX)
     app.include_router(chats_router, prefix=API_PREFIX)
     app.include_router(jobs_router, prefix=API_PREFIX)

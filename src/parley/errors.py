@@ -16,16 +16,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from parley.common.errors import DomainError
-from parley.realtime.bus import BusUnavailable
+from parley.common.errors import DomainError, Unavailable
 
 log = structlog.get_logger("parley.errors")
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    if exc.status_code >= 500:
+        log.error("dependency unavailable", error=exc.detail[:500])
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def _json_safe(value: Any) -> Any:
@@ -55,11 +55,10 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A connection-level failure of a dependency, raised by its driver: 503."""
     log.error("dependency unavailable", error=f"{type(exc).__name__}: {exc}"[:500])
-    return JSONResponse(
-        {"detail": "a dependency is unavailable, try again shortly"},
-        status_code=503,
-        headers={"Retry-After": "5"},
+    return await _domain_error(
+        request, Unavailable("a dependency is unavailable, try again shortly")
     )
 
 
@@ -104,7 +103,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeoutError, _unavailable)
-    app.add_exception_handler(BusUnavailable, _unavailable)
     app.add_exception_handler(OSError, _unavailable)
     app.add_exception_handler(RedisConnectionError, _unavailable)
     app.add_exception_handler(RedisTimeoutError, _unavailable)

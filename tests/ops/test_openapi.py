@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 CONTRACT_ROUTES = {
     ("post", "/api/v1/auth/register"): "register",
@@ -90,7 +91,17 @@ async def test_bodies_are_camel_case_except_the_oauth2_token(client: httpx.Async
     }
 
 
-async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
-    resp = await client.get("/docs")
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_docs_pages_load_nothing_from_elsewhere(client: httpx.AsyncClient, page: str) -> None:
+    """Swagger UI and ReDoc work offline: every script, style and icon is served by Parley."""
+    resp = await client.get(page)
     assert resp.status_code == 200
-    assert "openapi.json" in resp.text
+    assert "/openapi.json" in resp.text
+    linked = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", resp.text)
+    assert linked, resp.text
+    for url in linked:
+        assert not re.match(r"(https?:)?//", url), f"{page} loads {url} from elsewhere"
+        if url != "/openapi.json":
+            asset = await client.get(url)
+            assert asset.status_code == 200, url
+            assert len(asset.content) > 1000 or url.endswith(".svg"), url

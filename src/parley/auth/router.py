@@ -20,12 +20,12 @@ from parley.auth.schemas import (
     TokenOut,
     UserOut,
 )
-from parley.common.cursor import decode_cursor, encode_cursor
 from parley.common.errors import Unauthorized
+from parley.common.pagination import Cursor, Limit, decode_cursor, split_page
+from parley.common.responses import ANY_ROUTE, SIGNED_IN, errors
 from parley.common.schemas import Page
 from parley.deps import ResourcesDep, SessionDep, SettingsDep
 from parley.ratelimit.auth import (
-    RATE_LIMITED,
     limit_refresh,
     limit_registration,
     login_attempt,
@@ -33,7 +33,7 @@ from parley.ratelimit.auth import (
 )
 from parley.resources import Resources
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], responses=errors(*ANY_ROUTE))
 
 FormUsername = Annotated[str, Form(min_length=1, max_length=64)]
 FormPassword = Annotated[str, Form(min_length=1, max_length=256)]
@@ -62,7 +62,7 @@ def _token_out(pair: service.TokenPair) -> TokenOut:
     "/auth/register",
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(limit_registration)],
-    responses=RATE_LIMITED,
+    responses=errors(409, 429),
 )
 async def register(body: RegisterIn, session: SessionDep) -> UserOut:
     """Create an account."""
@@ -130,12 +130,12 @@ router.add_api_route(
     "/auth/token",
     token,
     methods=["POST"],
-    responses={**TOKEN_REFUSED, **RATE_LIMITED},
+    responses={**errors(429), **TOKEN_REFUSED},
     route_class_override=oauth2.TokenEndpointRoute,
 )
 
 
-@router.post("/auth/refresh", dependencies=[Depends(limit_refresh)], responses=RATE_LIMITED)
+@router.post("/auth/refresh", dependencies=[Depends(limit_refresh)], responses=errors(401, 429))
 async def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokenOut:
     """Trade a refresh token for a new pair; the old one dies."""
     return _token_out(await service.rotate_refresh_token(session, body.refresh_token, settings))
@@ -147,14 +147,18 @@ async def logout(body: RefreshIn, session: SessionDep) -> None:
     await service.revoke_refresh_token(session, body.refresh_token)
 
 
-@router.post("/auth/otp/setup")
+@router.post("/auth/otp/setup", responses=errors(*SIGNED_IN, 409))
 async def otp_setup(user: CurrentUser, session: SessionDep) -> OtpSetupOut:
     """A new TOTP secret to scan; two-factor turns on only after `/auth/otp/enable`."""
     secret, uri = await service.begin_otp_setup(session, user)
     return OtpSetupOut(secret=secret, otpauth_uri=uri)
 
 
-@router.post("/auth/otp/enable", status_code=status.HTTP_204_NO_CONTENT, responses=RATE_LIMITED)
+@router.post(
+    "/auth/otp/enable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(*SIGNED_IN, 400, 409, 429),
+)
 async def otp_enable(
     body: OtpCodeIn, user: CurrentUser, session: SessionDep, resources: ResourcesDep
 ) -> None:
@@ -163,7 +167,11 @@ async def otp_enable(
         await service.enable_otp(session, user, body.code)
 
 
-@router.post("/auth/otp/disable", status_code=status.HTTP_204_NO_CONTENT, responses=RATE_LIMITED)
+@router.post(
+    "/auth/otp/disable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(*SIGNED_IN, 400, 429),
+)
 async def otp_disable(
     body: OtpCodeIn, user: CurrentUser, session: SessionDep, resources: ResourcesDep
 ) -> None:
@@ -172,7 +180,7 @@ async def otp_disable(
         await service.disable_otp(session, user, body.code)
 
 
-@router.post("/auth/login", responses=RATE_LIMITED)
+@router.post("/auth/login", responses=errors(401, 429))
 async def login(
     request: Request,
     response: Response,
@@ -200,7 +208,7 @@ async def login(
     return SessionOut(csrf_token=csrf)
 
 
-@router.get("/auth/session", responses={401: {"description": "no live browser session cookie"}})
+@router.get("/auth/session", responses=errors(401))
 async def browser_session(
     request: Request, response: Response, session: SessionDep, settings: SettingsDep
 ) -> BrowserSessionOut:
@@ -215,7 +223,9 @@ async def browser_session(
     return BrowserSessionOut(user=UserOut.model_validate(user), csrf_token=csrf)
 
 
-@router.post("/auth/logout-session", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/auth/logout-session", status_code=status.HTTP_204_NO_CONTENT, responses=errors(*SIGNED_IN)
+)
 async def logout_session(
     request: Request,
     user: CurrentUser,
@@ -231,25 +241,23 @@ async def logout_session(
     response.delete_cookie(settings.session_cookie_name, path=(settings.root_path or "") + "/")
 
 
-@router.get("/users/me")
+@router.get("/users/me", responses=errors(*SIGNED_IN))
 async def me(user: CurrentUser) -> UserOut:
     """The caller's own account."""
     return UserOut.model_validate(user)
 
 
-@router.get("/users")
+@router.get("/users", responses=errors(*SIGNED_IN))
 async def search_users(
     user: CurrentUser,
     session: SessionDep,
     query: Annotated[str, Query(max_length=64)] = "",
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=256)] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
 ) -> Page[UserOut]:
     """Users whose username starts with `query`, in username order."""
     del user
     after = decode_cursor(cursor, str)[0] if cursor else None
     users = await service.search_users(session, prefix=query, after_username=after, limit=limit + 1)
-    next_cursor = encode_cursor(users[limit - 1].username) if len(users) > limit else None
-    return Page[UserOut](
-        items=[UserOut.model_validate(u) for u in users[:limit]], next_cursor=next_cursor
-    )
+    kept, next_cursor = split_page(users, limit, lambda u: (u.username,))
+    return Page[UserOut](items=[UserOut.model_validate(u) for u in kept], next_cursor=next_cursor)

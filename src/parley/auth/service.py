@@ -30,6 +30,13 @@ REFRESH_SUCCESSOR = "refresh-successor"
 SESSION_CSRF = "session-csrf"
 
 
+class OtpRequired(Unauthorized):
+    """The password was right, but two-factor is on and no code came (401 `otp_required`)."""
+
+    def __init__(self) -> None:
+        super().__init__(OTP_REQUIRED)
+
+
 class WrongOtp(DomainError):
     """A one-time code that is wrong, or was accepted before: counts as a failed attempt."""
 
@@ -90,7 +97,7 @@ def require_otp_code(user: User, otp_code: str | None) -> str | None:
     if not user.otp_enabled:
         return None
     if not otp_code:
-        raise Unauthorized(OTP_REQUIRED)
+        raise OtpRequired()
     return otp_code
 
 

@@ -11,10 +11,10 @@ from datetime import timedelta
 
 import jwt
 
+from parley.common.ids import MAX_ID
 from parley.db.base import utcnow
 
 ALGORITHM = "HS256"
-MAX_ID = 2**63 - 1  # ids are 64-bit; a larger subject would overflow the database driver
 
 
 class InvalidTokenError(Exception):

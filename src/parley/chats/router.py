@@ -1,14 +1,14 @@
-"""Routes under /chats and /messages."""
+"""Routes under /chats and /messages: parse, call one service function, shape the answer."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from parley.auth.deps import CurrentUser, CurrentUserId
 from parley.chats import service, views
+from parley.chats.models import Chat, Message
 from parley.chats.schemas import (
     ChatCreateIn,
     ChatOut,
@@ -20,21 +20,23 @@ from parley.chats.schemas import (
     MessageOut,
     ReadIn,
 )
-from parley.common.cursor import decode_cursor, encode_cursor
 from parley.common.errors import Invalid
+from parley.common.ids import PathId
+from parley.common.pagination import Cursor, Limit, decode_cursor, split_page
+from parley.common.responses import ANY_ROUTE, SIGNED_IN, errors
 from parley.common.schemas import Page
 from parley.deps import SessionDep
 
-router = APIRouter(tags=["chats"])
-
-ChatId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-MessageId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=256)]
+router = APIRouter(tags=["chats"], responses=errors(*ANY_ROUTE, *SIGNED_IN))
 
 
-@router.post("/chats", status_code=status.HTTP_201_CREATED, responses={200: {"model": ChatOut}})
+@router.post(
+    "/chats",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(
+        404, 402, ok={200: {"model": ChatOut, "description": "the existing direct chat"}}
+    ),
+)
 async def create_chat(
     body: ChatCreateIn, user: CurrentUser, session: SessionDep, response: Response
 ) -> ChatOut:
@@ -67,33 +69,35 @@ async def list_chats(
         except (ValueError, OverflowError) as exc:
             raise Invalid("invalid cursor") from exc
     chats = await service.list_chats(session, user.id, after=after, limit=limit + 1)
-    next_cursor = None
-    if len(chats) > limit:
-        last = chats[limit - 1]
-        next_cursor = encode_cursor(last.last_activity_at.isoformat(), last.id)
-    items = await views.summaries(session, chats[:limit], user.id)
+
+    kept, next_cursor = split_page(chats, limit, _by_activity)
+    items = await views.summaries(session, kept, user.id)
     return Page[ChatSummaryOut](items=items, next_cursor=next_cursor)
 
 
-@router.get("/chats/{chat_id}")
-async def get_chat(chat_id: ChatId, user: CurrentUser, session: SessionDep) -> ChatOut:
+@router.get("/chats/{chat_id}", responses=errors(404))
+async def get_chat(chat_id: PathId, user: CurrentUser, session: SessionDep) -> ChatOut:
     """A chat with its members."""
     chat = await service.get_chat(session, chat_id, user.id)
     return await views.load_chat_out(session, chat)
 
 
-@router.patch("/chats/{chat_id}")
+@router.patch("/chats/{chat_id}", responses=errors(404))
 async def update_chat(
-    chat_id: ChatId, body: ChatUpdateIn, user: CurrentUser, session: SessionDep
+    chat_id: PathId, body: ChatUpdateIn, user: CurrentUser, session: SessionDep
 ) -> ChatOut:
     """Change the title or description (owner only)."""
     changes = body.model_dump(include=body.model_fields_set)
     return await service.update_chat(session, chat_id=chat_id, user_id=user.id, changes=changes)
 
 
-@router.post("/chats/{chat_id}/members", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/chats/{chat_id}/members",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(400, 402, 404, 409),
+)
 async def add_member(
-    chat_id: ChatId, body: MemberAddIn, user: CurrentUser, session: SessionDep
+    chat_id: PathId, body: MemberAddIn, user: CurrentUser, session: SessionDep
 ) -> ChatOut:
     """Add a user to a group chat."""
     return await service.add_member(
@@ -101,9 +105,13 @@ async def add_member(
     )
 
 
-@router.delete("/chats/{chat_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/chats/{chat_id}/members/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(400, 404),
+)
 async def remove_member(
-    chat_id: ChatId, user_id: UserId, user: CurrentUser, session: SessionDep
+    chat_id: PathId, user_id: PathId, user: CurrentUser, session: SessionDep
 ) -> None:
     """Leave the chat, or (owner) remove someone."""
     await service.remove_member(session, chat_id=chat_id, user_id=user.id, target_id=user_id)
@@ -112,10 +120,12 @@ async def remove_member(
 @router.post(
     "/chats/{chat_id}/messages",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": MessageOut, "description": "a retry with a known clientId"}},
+    responses=errors(
+        404, ok={200: {"model": MessageOut, "description": "a retry with a known clientId"}}
+    ),
 )
 async def send_message(
-    chat_id: ChatId,
+    chat_id: PathId,
     body: MessageIn,
     user_id: CurrentUserId,
     session: SessionDep,
@@ -130,9 +140,9 @@ async def send_message(
     return message
 
 
-@router.get("/chats/{chat_id}/messages")
+@router.get("/chats/{chat_id}/messages", responses=errors(404))
 async def list_messages(
-    chat_id: ChatId,
+    chat_id: PathId,
     user: CurrentUser,
     session: SessionDep,
     limit: Limit = 50,
@@ -143,15 +153,13 @@ async def list_messages(
     messages = await service.list_messages(
         session, chat_id=chat_id, user_id=user.id, before_id=before, limit=limit + 1
     )
-    next_cursor = encode_cursor(messages[limit - 1].id) if len(messages) > limit else None
-    return Page[MessageOut](
-        items=[views.message_out(m) for m in messages[:limit]], next_cursor=next_cursor
-    )
+    kept, next_cursor = split_page(messages, limit, _by_id)
+    return Page[MessageOut](items=[views.message_out(m) for m in kept], next_cursor=next_cursor)
 
 
-@router.patch("/messages/{message_id}")
+@router.patch("/messages/{message_id}", responses=errors(404))
 async def edit_message(
-    message_id: MessageId, body: MessageEditIn, user: CurrentUser, session: SessionDep
+    message_id: PathId, body: MessageEditIn, user: CurrentUser, session: SessionDep
 ) -> MessageOut:
     """Change a message's text (author only)."""
     return await service.edit_message(
@@ -159,13 +167,23 @@ async def edit_message(
     )
 
 
-@router.delete("/messages/{message_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_message(message_id: MessageId, user: CurrentUser, session: SessionDep) -> None:
+@router.delete(
+    "/messages/{message_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404)
+)
+async def delete_message(message_id: PathId, user: CurrentUser, session: SessionDep) -> None:
     """Delete a message (author or chat owner)."""
     await service.delete_message(session, message_id=message_id, user_id=user.id)
 
 
-@router.post("/chats/{chat_id}/read", status_code=status.HTTP_204_NO_CONTENT)
-async def mark_read(chat_id: ChatId, body: ReadIn, user: CurrentUser, session: SessionDep) -> None:
+@router.post("/chats/{chat_id}/read", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
+async def mark_read(chat_id: PathId, body: ReadIn, user: CurrentUser, session: SessionDep) -> None:
     """Move the caller's read marker."""
     await service.mark_read(session, chat_id=chat_id, user_id=user.id, message_id=body.message_id)
+
+
+def _by_activity(chat: Chat) -> tuple[str, int]:
+    return chat.last_activity_at.isoformat(), chat.id
+
+
+def _by_id(message: Message) -> tuple[int]:
+    return (message.id,)

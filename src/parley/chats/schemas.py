@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
+from parley.common.ids import Id
 from parley.common.schemas import CamelModel, RequestModel
 
 MessageText = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 def _not_blank(value: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Celery
 
-from parley.common.errors import DomainError
+from parley.common.errors import Unavailable
 from parley.db.base import utcnow
 from parley.jobs.limits import PARSE_QUEUE, PREVIEWS_QUEUE, JobLimits
 
@@ -26,10 +26,8 @@ TASK_QUEUES = {
 SEND_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
-class BrokerUnavailable(DomainError):
+class BrokerUnavailable(Unavailable):
     """The job could not be handed to the broker."""
-
-    status_code = 503
 
 
 def capped_eta(run_at: datetime | None, limits: JobLimits) -> datetime | None:

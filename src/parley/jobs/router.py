@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, status
 
 from parley.auth.deps import CurrentUser
-from parley.common.cursor import decode_cursor, encode_cursor
+from parley.common.ids import PathId
+from parley.common.pagination import Cursor, Limit, decode_cursor, split_page
+from parley.common.responses import ANY_ROUTE, SIGNED_IN, errors
 from parley.common.schemas import Page
 from parley.deps import SessionDep
 from parley.jobs import pages, service
+from parley.jobs.models import Job
 from parley.jobs.schemas import JobOut, PageOut, ParseJobIn
 
-router = APIRouter(tags=["jobs"])
-
-JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-PageId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=256)]
+router = APIRouter(tags=["jobs"], responses=errors(*ANY_ROUTE, *SIGNED_IN))
 
 
-@router.post("/jobs/parse", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/jobs/parse", status_code=status.HTTP_202_ACCEPTED, responses=errors(402))
 async def create_parse_job(body: ParseJobIn, user: CurrentUser, session: SessionDep) -> JobOut:
     """Queue a job that fetches and parses `url`, now or at `runAt`."""
     job = await service.create_parse_job(session, user_id=user.id, url=body.url, run_at=body.run_at)
@@ -35,14 +31,12 @@ async def list_jobs(
     """The caller's jobs, newest first."""
     before = decode_cursor(cursor, int)[0] if cursor else None
     jobs = await service.list_jobs(session, user.id, before_id=before, limit=limit + 1)
-    next_cursor = encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
-    return Page[JobOut](
-        items=[JobOut.model_validate(j) for j in jobs[:limit]], next_cursor=next_cursor
-    )
+    kept, next_cursor = split_page(jobs, limit, _by_id)
+    return Page[JobOut](items=[JobOut.model_validate(j) for j in kept], next_cursor=next_cursor)
 
 
-@router.get("/jobs/{job_id}")
-async def get_job(job_id: JobId, user: CurrentUser, session: SessionDep) -> JobOut:
+@router.get("/jobs/{job_id}", responses=errors(404))
+async def get_job(job_id: PathId, user: CurrentUser, session: SessionDep) -> JobOut:
     """One of the caller's jobs."""
     return JobOut.model_validate(await service.get_job(session, job_id, user.id))
 
@@ -50,14 +44,18 @@ async def get_job(job_id: JobId, user: CurrentUser, session: SessionDep) -> JobO
 @router.delete(
     "/jobs/{job_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={409: {"description": "the job is already running or finished"}},
+    responses=errors(404, 409),
 )
-async def cancel_job(job_id: JobId, user: CurrentUser, session: SessionDep) -> None:
+async def cancel_job(job_id: PathId, user: CurrentUser, session: SessionDep) -> None:
     """Cancel a queued job."""
     await service.cancel_job(session, job_id, user.id)
 
 
-@router.get("/pages/{page_id}")
-async def get_page(page_id: PageId, user: CurrentUser, session: SessionDep) -> PageOut:
+@router.get("/pages/{page_id}", responses=errors(404))
+async def get_page(page_id: PathId, user: CurrentUser, session: SessionDep) -> PageOut:
     """A page fetched by one of the caller's jobs."""
     return PageOut.model_validate(await pages.get_page(session, page_id, user.id))
+
+
+def _by_id(job: Job) -> tuple[int]:
+    return (job.id,)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from parley.deps import ResourcesDep
 from parley.resources import HealthCheck
@@ -15,10 +17,23 @@ router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_SECONDS = 3.0
 
 
+class LiveOut(BaseModel):
+    """The process is alive."""
+
+    status: Literal["ok"]
+
+
+class HealthOut(BaseModel):
+    """Each dependency's check: `ok`, or what failed."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
+
+
 @router.get("/health/live")
-async def live() -> dict[str, str]:
+async def live() -> LiveOut:
     """200 while the process runs."""
-    return {"status": "ok"}
+    return LiveOut(status="ok")
 
 
 async def _run(check: HealthCheck) -> str:
@@ -31,7 +46,11 @@ async def _run(check: HealthCheck) -> str:
     return "ok"
 
 
-@router.get("/health", responses={503: {"description": "a dependency is down"}})
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "a dependency is down"}},
+)
 async def health(resources: ResourcesDep) -> JSONResponse:
     """200 when the database, pub/sub and broker all work; 503 naming the one that does not.
 

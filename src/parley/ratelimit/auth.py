@@ -20,11 +20,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
-from fastapi import HTTPException, Request
+from fastapi import Request
 from redis.exceptions import RedisError
 
-from parley.auth.service import OTP_REQUIRED, WrongOtp
-from parley.common.errors import Unauthorized
+from parley.auth.service import OtpRequired, WrongOtp
+from parley.common.errors import RateLimited, Unauthorized, Unavailable
 from parley.deps import ResourcesDep
 from parley.ratelimit.core import Charge, Exhausted, Limiter, Rate, charge
 from parley.ratelimit.memory import MemoryLimiter
@@ -38,14 +38,10 @@ LOGIN_LIMITED = "too many login attempts, try again later"
 REGISTER_LIMITED = "too many registrations from this address, try again later"
 REFRESH_LIMITED = "too many token refreshes from this address, try again later"
 OTP_LIMITED = "too many wrong one-time codes, try again later"
-# For the OpenAPI description of the limited routes.
-RATE_LIMITED: dict[int | str, dict[str, str]] = {
-    429: {"description": "rate limited: retry after `Retry-After` seconds"}
-}
 
 
-class LimiterUnavailable(ConnectionError):
-    """The rate-limit store failed; an OSError, so the app answers 503."""
+class LimiterUnavailable(Unavailable):
+    """The rate-limit store failed (503)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +125,7 @@ async def enforce(
     try:
         await limiter.take(charges)
     except Exhausted as exc:
-        raise HTTPException(429, detail, headers={"Retry-After": exc.retry_after_header}) from exc
+        raise RateLimited(detail, retry_after=exc.retry_after) from exc
     except (RedisError, OSError) as exc:
         if not fail_open:
             raise LimiterUnavailable(f"rate limiter: {type(exc).__name__}: {exc}") from exc
@@ -160,7 +156,7 @@ async def login_attempt(
     try:
         yield
     except Unauthorized as exc:
-        if exc.detail == OTP_REQUIRED:  # the password was right: no failed guess
+        if isinstance(exc, OtpRequired):  # the password was right: no failed guess
             await _give_back_quietly(limiter, [per_user])
         raise
     await _give_back_quietly(limiter, [per_user])

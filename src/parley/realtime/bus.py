@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from parley.common.errors import Unavailable
 from parley.realtime.codec import Frame
 
 Listener = Callable[[Frame], None]
@@ -25,7 +26,7 @@ class ReplayUnavailable(Exception):
     """The requested position is not in the log any more: the client must resync."""
 
 
-class BusUnavailable(Exception):
+class BusUnavailable(Unavailable):
     """The bus cannot deliver right now (its store is unreachable or not subscribed)."""
 
 
