@@ -375,7 +375,7 @@ async def test_huge_bodies_on_routes_without_a_body_are_413(
 # --- Path and query parameters -----------------------------------------------------------------
 
 
-BAD_IDS = ["abc", "1.5", "1e3", "0", "-1", "0x10", str(2**63), str(2**64), "9" * 400, "%20", "1;"]
+BAD_IDS = ["abc", "1.5", "1e3", "0", "-1", "0x10", str(2**53), str(2**64), "9" * 400, "%20", "1;"]
 
 
 def id_routes(w: World) -> dict[str, Callable[[str], tuple[str, str, dict[str, Any] | None]]]:
@@ -406,8 +406,9 @@ async def test_ids_that_are_not_positive_64_bit_ints_are_422(
         method, path, body = make(bad)
         resp = await client.request(method, path, json=body, headers=world.alice.headers)
         assert resp.status_code == 422, (bad, resp.text)
-    # The largest 64-bit id is valid input: it just does not exist.
-    method, path, body = make(str(2**63 - 1))
+    # The largest id (the largest integer JSON clients read exactly) is valid: it just does
+    # not exist.
+    method, path, body = make(str(2**53 - 1))
     resp = await client.request(method, path, json=body, headers=world.alice.headers)
     assert resp.status_code == 404, resp.text
 
@@ -472,12 +473,28 @@ async def test_wrong_methods_are_405(
 @pytest.mark.parametrize(
     "path", ["/api/v1/auth/token", "/api/v1/auth/register", "/api/v1/messages/1"]
 )
-async def test_get_on_a_write_only_route_is_404_or_405(
+async def test_a_wrong_method_is_405_naming_every_method_of_the_path(
     client: httpx.AsyncClient, world: World, path: str
 ) -> None:
-    # The web page is mounted at "/" and answers GETs that no API route takes with 404.
-    resp = await client.get(path, headers=world.alice.headers)
-    assert resp.status_code in (404, 405)
+    allowed = {"/api/v1/auth/token": "POST", "/api/v1/auth/register": "POST"}.get(
+        path, "DELETE, PATCH"
+    )
+    for method in ("GET", "PUT", "OPTIONS"):
+        resp = await client.request(method, path, headers=world.alice.headers)
+        assert resp.status_code == 405, (method, path, resp.text)
+        assert resp.headers["allow"] == allowed, (method, path)
+        assert "detail" in resp.json()
+
+
+async def test_a_body_that_is_not_json_is_422(client: httpx.AsyncClient, world: World) -> None:
+    for body in (b"\x05\x08\xff\xfe", b"{not json", b"\xef\xbb\xbf{}"):
+        resp = await client.post(
+            "/api/v1/chats",
+            content=body,
+            headers={**world.alice.headers, "Content-Type": "application/json"},
+        )
+        assert resp.status_code == 422, (body, resp.text)
+        assert isinstance(resp.json()["detail"], list)
 
 
 async def test_odd_headers_do_not_break_authentication(

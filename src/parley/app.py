@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from parley import __version__
@@ -33,9 +31,9 @@ from parley.realtime.router import router as realtime_router
 from parley.realtime.shutdown import close_sockets_on_signal
 from parley.resources import Resources
 from parley.settings import Settings, get_settings
+from parley.webpage import install_web_page
 
 API_PREFIX = "/api/v1"
-WEB_DIR = Path(__file__).parent / "web" / "static"
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -110,6 +108,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: the client address and scheme, from X-Forwarded-* of trusted proxies only
     # (the rightmost forwarded address that is not one of them), for every route and limit.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
-    if WEB_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    install_web_page(app)  # last: its catch-all GET route must not shadow another
     return app

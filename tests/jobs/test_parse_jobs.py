@@ -240,3 +240,15 @@ async def test_jobs_are_listed_newest_first_page_by_page(
     assert bad.status_code == 422
     for job_id in ids:  # leave nothing queued behind
         await client.delete(f"/api/v1/jobs/{job_id}", headers=alice.headers)
+
+
+async def test_run_at_must_be_a_date_time_not_a_number(
+    client: httpx.AsyncClient, alice: Account, pages: PageServer
+) -> None:
+    for run_at in (0, 1_800_000_000, 1.5):
+        resp = await client.post(
+            "/api/v1/jobs/parse",
+            json={"url": pages.url("/page/n"), "runAt": run_at},
+            headers=alice.headers,
+        )
+        assert resp.status_code == 422, (run_at, resp.text)

@@ -18,9 +18,9 @@ Password = Annotated[str, Field(min_length=8, max_length=256)]
 class RegisterIn(RequestModel):
     """A new account. Usernames are case-insensitive and stored lower-case."""
 
-    username: str = Field(max_length=64, examples=["alice"])
+    username: str = Field(pattern=r"^[A-Za-z0-9_.-]{3,32}$", examples=["alice"])
     password: Password
-    display_name: str | None = Field(default=None, min_length=1, max_length=64)
+    display_name: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"\S")
 
     @field_validator("username")
     @classmethod

@@ -23,11 +23,20 @@ from parley.chats.schemas import (
 from parley.common.errors import Invalid
 from parley.common.ids import PathId
 from parley.common.pagination import Cursor, Limit, decode_cursor, split_page
-from parley.common.responses import ANY_ROUTE, SIGNED_IN, errors
+from parley.common.responses import ANY_ROUTE, SIGNED_IN, errors, links
 from parley.common.schemas import Page
 from parley.deps import SessionDep
 
 router = APIRouter(tags=["chats"], responses=errors(*ANY_ROUTE, *SIGNED_IN))
+# What a client can do with a chat it just created (the OpenAPI links of POST /chats).
+_CHAT_OPERATIONS = (
+    "get_chat",
+    "update_chat",
+    "add_member",
+    "send_message",
+    "list_messages",
+    "mark_read",
+)
 
 
 @router.post(
@@ -121,7 +130,11 @@ async def remove_member(
     "/chats/{chat_id}/messages",
     status_code=status.HTTP_201_CREATED,
     responses=errors(
-        404, ok={200: {"model": MessageOut, "description": "a retry with a known clientId"}}
+        404,
+        ok={
+            200: {"model": MessageOut, "description": "a retry with a known clientId"},
+            201: {"links": links(message_id=("edit_message", "delete_message"))},
+        },
     ),
 )
 async def send_message(

@@ -10,7 +10,8 @@ from pydantic import Field, StringConstraints, field_validator
 from parley.common.ids import Id
 from parley.common.schemas import CamelModel, RequestModel
 
-MessageText = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+# At least one character that is not white space.
+MessageText = Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=r"\S")]
 
 
 def _not_blank(value: str) -> str:

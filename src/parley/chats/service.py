@@ -70,7 +70,7 @@ async def create_chat(
     others = set(member_ids) - {creator_id}
     missing = others - await _existing_users(session, others)
     if missing:
-        raise NotFound(f"user not found: {sorted(missing)[0]}")
+        raise Invalid(f"no user has the id {sorted(missing)[0]}")
     direct_key = None
     if chat_type == "direct":
         if len(others) != 1 or len(set(member_ids)) != 1:
@@ -162,7 +162,7 @@ async def add_member(
     if chat.type != "group":
         raise BadRequest("members cannot be added to a direct chat")
     if await session.get(User, new_user_id) is None:
-        raise NotFound("user not found")
+        raise Invalid(f"no user has the id {new_user_id}")
     session.add(ChatMember(chat_id=chat_id, user_id=new_user_id, role="member"))
     try:
         await session.flush()
@@ -322,7 +322,9 @@ async def mark_read(session: AsyncSession, *, chat_id: int, user_id: int, messag
     await membership(session, chat_id, user_id)
     message = await session.get(Message, message_id)
     if message is None or message.chat_id != chat_id:
-        raise NotFound(MESSAGE_NOT_FOUND)
+        # The chat exists; the body names no message of it: invalid input, not a missing
+        # resource (a client must not take it for the chat being gone).
+        raise Invalid("messageId is not a message of this chat")
     moved = await session.scalar(
         update(ChatMember)
         .where(

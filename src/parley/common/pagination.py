@@ -16,9 +16,11 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Query
 
 from parley.common.errors import Invalid
-from parley.common.ids import MAX_ID
 
 T = TypeVar("T")
+
+# Cursor keys are the database's own values: within its BIGINT, whatever the API's id bound.
+_BIGINT_MAX = 2**63 - 1
 
 Limit = Annotated[int, Query(ge=1, le=100, description="items per page")]
 Cursor = Annotated[
@@ -48,7 +50,7 @@ def _checked(value: Any, kind: type) -> Any:
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError("not an int")
-        if not -MAX_ID <= value <= MAX_ID:
+        if not -_BIGINT_MAX <= value <= _BIGINT_MAX:
             raise ValueError("int out of range")  # the database driver would overflow
     if kind is str:
         if not isinstance(value, str):

@@ -67,3 +67,16 @@ def errors(
 ANY_ROUTE = (413, 422, 503)
 # What a route that needs a signed-in caller adds.
 SIGNED_IN = (401, 403)
+
+
+def links(**targets: tuple[str, ...]) -> dict[str, Any]:
+    """OpenAPI links from a response's `id` to operations taking it as a path parameter:
+    `links(chat_id=("get_chat", ...))`, so that clients (and Schemathesis) can follow them."""
+    return {
+        f"{operation}_{param}": {
+            "operationId": operation,
+            "parameters": {param: "$response.body#/id"},
+        }
+        for param, operations in targets.items()
+        for operation in operations
+    }

@@ -7,7 +7,7 @@ from fastapi import APIRouter, status
 from parley.auth.deps import CurrentUser
 from parley.common.ids import PathId
 from parley.common.pagination import Cursor, Limit, decode_cursor, split_page
-from parley.common.responses import ANY_ROUTE, SIGNED_IN, errors
+from parley.common.responses import ANY_ROUTE, SIGNED_IN, errors, links
 from parley.common.schemas import Page
 from parley.deps import SessionDep
 from parley.jobs import pages, service
@@ -17,7 +17,18 @@ from parley.jobs.schemas import JobOut, PageOut, ParseJobIn
 router = APIRouter(tags=["jobs"], responses=errors(*ANY_ROUTE, *SIGNED_IN))
 
 
-@router.post("/jobs/parse", status_code=status.HTTP_202_ACCEPTED, responses=errors(402))
+@router.post(
+    "/jobs/parse",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(
+        402,
+        ok={
+            202: {
+                "links": links(job_id=("get_job", "cancel_job")),
+            }
+        },
+    ),
+)
 async def create_parse_job(body: ParseJobIn, user: CurrentUser, session: SessionDep) -> JobOut:
     """Queue a job that fetches and parses `url`, now or at `runAt`."""
     job = await service.create_parse_job(session, user_id=user.id, url=body.url, run_at=body.run_at)
@@ -35,14 +46,14 @@ async def list_jobs(
     return Page[JobOut](items=[JobOut.model_validate(j) for j in kept], next_cursor=next_cursor)
 
 
-@router.get("/jobs/{job_id}", responses=errors(404))
+@router.get("/jobs/{job_id:id}", responses=errors(404))
 async def get_job(job_id: PathId, user: CurrentUser, session: SessionDep) -> JobOut:
     """One of the caller's jobs."""
     return JobOut.model_validate(await service.get_job(session, job_id, user.id))
 
 
 @router.delete(
-    "/jobs/{job_id}",
+    "/jobs/{job_id:id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=errors(404, 409),
 )

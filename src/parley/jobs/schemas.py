@@ -15,8 +15,20 @@ from parley.jobs.urls import is_web_url
 class ParseJobIn(RequestModel):
     """A page to fetch and parse, now or at `runAt` (an ISO 8601 time with an offset)."""
 
-    url: str = Field(min_length=1, max_length=MAX_URL)
+    url: str = Field(
+        min_length=1,
+        max_length=MAX_URL,
+        description="an absolute http or https URL with a host (422 otherwise)",
+    )
     run_at: AwareDatetime | None = None
+
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _a_time_not_a_number(cls, value: object) -> object:
+        # Pydantic would read a number as seconds since 1970; the schema says a date-time.
+        if isinstance(value, int | float):
+            raise ValueError("runAt must be an ISO 8601 date-time with an offset")
+        return value
 
     @field_validator("url")
     @classmethod
