@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -252,3 +253,16 @@ async def test_run_at_must_be_a_date_time_not_a_number(
             headers=alice.headers,
         )
         assert resp.status_code == 422, (run_at, resp.text)
+
+
+async def test_concurrent_cancels_cancel_once(
+    client: httpx.AsyncClient, alice: Account, pages: PageServer
+) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    job = await post_job(client, alice, pages.url("/page/c"), runAt=later.isoformat())
+    answers = await asyncio.gather(
+        *(client.delete(f"/api/v1/jobs/{job['id']}", headers=alice.headers) for _ in range(8))
+    )
+    assert sorted(r.status_code for r in answers) == [204] + [409] * 7
+    final = (await client.get(f"/api/v1/jobs/{job['id']}", headers=alice.headers)).json()
+    assert final["status"] == "cancelled"
