@@ -831,7 +831,7 @@ async def insert_users(database_url: str, user_ids: Sequence[int]) -> None:
     """Insert the users straight into the database, all with one password hash."""
     from sqlalchemy import insert
 
-    import parley.db.models  # noqa: F401  (every mapper, so that User's relationships resolve)
+    import parley.models  # noqa: F401  (every mapper, so that User's relationships resolve)
     from parley.auth.models import User
     from parley.auth.passwords import hash_password
     from parley.db.engine import Database

@@ -300,12 +300,13 @@ def parley_env(args: argparse.Namespace, database_url: str, secret: str) -> dict
 
 def bench_celery(args: argparse.Namespace) -> Any:
     """A Celery app configured as the workers' (Parley's factory), to publish and ping."""
-    from parley.jobs.factory import create_celery
     from parley.settings import Settings
+    from parley.tasks import TASKS
+    from parley.worker import create_celery
 
     env = parley_env(args, "postgresql+asyncpg://127.0.0.1/unused", new_secret())
     values = {k.removeprefix("PARLEY_").lower(): v for k, v in env.items()}
-    return create_celery(Settings.model_validate(values))  # not from the environment
+    return create_celery(Settings.model_validate(values), TASKS)  # not from the environment
 
 
 async def start_stack(run: Run, args: argparse.Namespace, scratch: Path) -> Stack:
@@ -466,7 +467,7 @@ async def run_noop(
     tasks are queued first (the workers' consumers cancelled), then the consumers are added
     back and the clock runs until the queue and its unacknowledged messages are empty.
     """
-    from parley.jobs.dispatch import NOOP_TASK
+    from parley.worker import NOOP_TASK
 
     queue = celery.limits.queue("parse")
     workers = len(stack.workers)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from parley.app import create_app
 from parley.db.migrate import upgrade_to_head
-from parley.db.models import Base
+from parley.models import Base
 from parley.settings import Settings
 
 pytest_plugins = ["tests.fixtures.plugin"]
@@ -74,19 +74,20 @@ async def _drop_pg_database(name: str) -> None:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for this test run."""
-    with _migrated_database(tmp_path_factory) as url:
+    with migrated_database(tmp_path_factory) as url:
         yield url
 
 
 @pytest.fixture
 def own_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for one test (whose apps must be alone on it)."""
-    with _migrated_database(tmp_path_factory) as url:
+    with migrated_database(tmp_path_factory) as url:
         yield url
 
 
 @contextmanager
-def _migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A new, migrated database (a SQLite file, or a PostgreSQL database), dropped after."""
     if MODE == "services":
         name = f"parley_test_{uuid.uuid4().hex[:12]}"
         asyncio.run(_create_pg_database(name))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,7 +19,6 @@ from parley.chats.router import router as chats_router
 from parley.db.engine import Database
 from parley.errors import install_error_handlers
 from parley.jobs.router import router as jobs_router
-from parley.jobs.runtime import JobsRuntime
 from parley.ops.gc_tuning import tune_for_serving
 from parley.ops.health import router as health_router
 from parley.ops.logging import configure_logging
@@ -31,7 +31,9 @@ from parley.realtime.router import router as realtime_router
 from parley.realtime.shutdown import close_sockets_on_signal
 from parley.resources import Resources
 from parley.settings import Settings, get_settings
+from parley.tasks import HOUSEKEEPING, RECOVERIES, TASKS
 from parley.webpage import install_web_page
+from parley.worker import JobsRuntime
 
 API_PREFIX = "/api/v1"
 
@@ -54,11 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         bus = create_bus(settings)
         await bus.start()
-        jobs = JobsRuntime.create(settings, db)
+        jobs = JobsRuntime.create(settings, db, TASKS)
+        housekeeping = [partial(upkeep, jobs.context) for upkeep in HOUSEKEEPING]
         outbox = Outbox.start(
-            settings, db, bus, jobs.queue.send_async, with_relay=True, housekeeping=[jobs.sweep]
+            settings, db, bus, jobs.queue.send_async, with_relay=True, housekeeping=housekeeping
         )
-        await jobs.start()
+        await jobs.start(RECOVERIES)
         directory = ChatDirectory(db, presence_group_limit=settings.presence_group_limit)
         hub = Hub(bus, directory, queue_size=settings.ws_send_queue_size)
         app.state.resources = Resources(

@@ -48,11 +48,20 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from parley.jobs.worker import check_worker, run_worker
+    # Before the domains and the app's modules: they import prometheus_client, which must
+    # find the worker's metrics directory set (see parley.worker.process).
+    from parley.worker.process import check_worker, prepare_metrics, run_worker
 
     if args.check:
-        return check_worker(name=args.name, timeout=args.timeout)
+        from parley.tasks import TASKS
+
+        return check_worker(TASKS, name=args.name, timeout=args.timeout)
+    prepared = prepare_metrics(args.metrics_port)
+    from parley.tasks import TASKS
+
     return run_worker(
+        TASKS,
+        prepared,
         concurrency=args.concurrency,
         queues=args.queues,
         name=args.name,

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley.db.engine import Database
-from parley.jobs.runtime import JobsRuntime
 from parley.outbox.runtime import Outbox
 from parley.realtime.bus import Bus
 from parley.realtime.hub import Hub
 from parley.settings import Settings
+from parley.worker import JobsRuntime
 
 HealthCheck = Callable[[], Awaitable[None]]
 

@@ -90,7 +90,6 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=5, ge=1)
     job_retry_backoff_seconds: float = Field(default=2.0, gt=0)
     job_retry_backoff_max_seconds: float = Field(default=300.0, gt=0)
-    job_sweep_interval_seconds: float = Field(default=60.0, gt=0)
     # A running job renews a heartbeat this often; one silent for 4 beats lost its worker
     # and runs again (a killed worker's jobs resume within about 5 beats, not after the
     # broker's visibility timeout).

@@ -22,7 +22,7 @@ import yaml
 from deploy.helm import check_chart
 from deploy.helm.check_chart import ChartError, lint, render, validate
 
-from parley.jobs.worker import node_name
+from parley.worker.process import node_name
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCTION = check_chart.CHART / "values-production.yaml"

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from parley.app import create_app
 from parley.realtime.codec import Frame
 from parley.settings import Settings
-from tests.conftest import MODE, Account, make_settings, truncate_all
+from tests.conftest import MODE, Account, make_settings, migrated_database, truncate_all
 from tests.jobs.pageserver import PageServer, running_page_server
 from tests.jobs.workers import WorkerProcess, start_worker
 
@@ -54,6 +54,14 @@ def job_settings(
 def new_prefix() -> str:
     """A queue-name prefix no other test run uses."""
     return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of the job tests' own: the leading relay of a database sends every job its
+    outbox holds to its own broker, so apps with other queues must not share it."""
+    with migrated_database(tmp_path_factory) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 from sqlalchemy import event, func, select
 
-from parley.jobs.models import MessagePreview, Page
+from parley.chats.models import MessagePreview
+from parley.jobs.models import Page
 from tests.conftest import Account
 from tests.jobs.conftest import listening, wait_for
 from tests.jobs.pageserver import PageServer, running_page_server

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from parley.jobs.limits import JobLimits
-from parley.jobs.urls import find_urls, is_web_url
+from parley.chats.links import find_urls
+from parley.parser import is_web_url
+from parley.worker import JobLimits
 from tests.conftest import make_settings
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from parley.jobs.dispatch import PARSE_TASK
+from parley.jobs.service import PARSE_TASK
 from parley.settings import Settings
 from tests.conftest import MODE, TEST_SECRET, Account, register, truncate_all
 from tests.jobs.brokers import rabbitmq_vhost

@@ -1,13 +1,16 @@
-"""Chats, their members with roles and read markers, and messages."""
+"""Chats, their members with roles and read markers, messages and their link previews."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from parley.db.base import Base, BigIntId, IntPK, utcnow
+from parley.parser import MAX_URL
+
+PREVIEW_STATUSES = ("pending", "ready", "failed")
 
 
 class Chat(Base):
@@ -67,3 +70,39 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     edited_at: Mapped[datetime | None] = mapped_column(default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    # Loaded with one `SELECT ... IN` per batch of messages, in position order.
+    previews: Mapped[list[MessagePreview]] = relationship(
+        lazy="selectin",
+        order_by="MessagePreview.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class MessagePreview(Base):
+    """The preview of one URL of a message: `pending` until its job resolves it."""
+
+    __tablename__ = "message_previews"
+    __table_args__ = (
+        UniqueConstraint("message_id", "url"),
+        CheckConstraint(
+            "status IN (" + ", ".join(repr(s) for s in PREVIEW_STATUSES) + ")", name="status"
+        ),
+        Index("ix_message_previews_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[IntPK]
+    message_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("messages.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(String(MAX_URL))
+    status: Mapped[str] = mapped_column(String(8), default="pending")
+    title: Mapped[str | None] = mapped_column(String(300), default=None)
+    description: Mapped[str | None] = mapped_column(String(1000), default=None)
+    image_url: Mapped[str | None] = mapped_column(String(MAX_URL), default=None)
+    site_name: Mapped[str | None] = mapped_column(String(300), default=None)
+    page_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("pages.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

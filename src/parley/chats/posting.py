@@ -38,18 +38,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from parley.chats import views
-from parley.chats.models import Chat, ChatMember, Message
+from parley.chats import presenters, previews
+from parley.chats.links import find_urls
+from parley.chats.models import Chat, ChatMember, Message, MessagePreview
+from parley.chats.previews import PREVIEW_TASK
 from parley.chats.schemas import MessageOut, PreviewOut, as_json
 from parley.db.base import UTCDateTime, utcnow
-from parley.jobs import previews
-from parley.jobs.dispatch import PREVIEW_TASK
-from parley.jobs.models import MessagePreview
-from parley.jobs.urls import find_urls
-from parley.outbox import emit
-from parley.outbox.hooks import committed
-from parley.outbox.items import Pending
-from parley.outbox.models import EVENT, JOB, OutboxRow
+from parley.outbox import EVENT, JOB, OutboxRow, Pending, committed, emit
 from parley.realtime.codec import encode_body
 
 _messages = cast(Table, Message.__table__)
@@ -150,8 +145,8 @@ async def _post_with_orm(
         await session.rollback()
         return None
     await session.execute(_touch(), {"chat_id": chat_id, "now": now})
-    out = views.message_out(message)
-    emit(session, await views.member_ids(session, chat_id), "message.created", as_json(out))
+    out = presenters.message_out(message)
+    emit(session, await presenters.member_ids(session, chat_id), "message.created", as_json(out))
     await session.commit()
     return out
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response, status
 
 from parley.auth.deps import CurrentUser, CurrentUserId
-from parley.chats import service, views
+from parley.chats import presenters, service
 from parley.chats.models import Chat, Message
 from parley.chats.schemas import (
     ChatCreateIn,
@@ -80,7 +80,7 @@ async def list_chats(
     chats = await service.list_chats(session, user.id, after=after, limit=limit + 1)
 
     kept, next_cursor = split_page(chats, limit, _by_activity)
-    items = await views.summaries(session, kept, user.id)
+    items = await presenters.summaries(session, kept, user.id)
     return Page[ChatSummaryOut](items=items, next_cursor=next_cursor)
 
 
@@ -88,7 +88,7 @@ async def list_chats(
 async def get_chat(chat_id: PathId, user: CurrentUser, session: SessionDep) -> ChatOut:
     """A chat with its members."""
     chat = await service.get_chat(session, chat_id, user.id)
-    return await views.load_chat_out(session, chat)
+    return await presenters.load_chat_out(session, chat)
 
 
 @router.patch("/chats/{chat_id}", responses=errors(404))
@@ -167,7 +167,9 @@ async def list_messages(
         session, chat_id=chat_id, user_id=user.id, before_id=before, limit=limit + 1
     )
     kept, next_cursor = split_page(messages, limit, _by_id)
-    return Page[MessageOut](items=[views.message_out(m) for m in kept], next_cursor=next_cursor)
+    return Page[MessageOut](
+        items=[presenters.message_out(m) for m in kept], next_cursor=next_cursor
+    )
 
 
 @router.patch("/messages/{message_id}", responses=errors(404))

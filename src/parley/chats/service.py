@@ -14,12 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth.models import User
-from parley.chats import posting, views
+from parley.chats import posting, presenters, previews
 from parley.chats.models import Chat, ChatMember, Message
 from parley.chats.schemas import ChatOut, MessageOut, as_json
 from parley.common.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from parley.db.base import utcnow
-from parley.jobs import previews
 from parley.outbox import emit
 
 CHAT_NOT_FOUND = "chat not found"
@@ -78,7 +77,7 @@ async def create_chat(
         direct_key = _direct_key(creator_id, next(iter(others)))
         existing = await session.scalar(select(Chat).where(Chat.direct_key == direct_key))
         if existing is not None:
-            return await views.load_chat_out(session, existing), False
+            return await presenters.load_chat_out(session, existing), False
 
     now = utcnow()
     chat = Chat(
@@ -98,7 +97,7 @@ async def create_chat(
         for uid in sorted(others):
             session.add(ChatMember(chat_id=chat.id, user_id=uid, role="member", joined_at=now))
         await session.flush()
-        out = await views.load_chat_out(session, chat)
+        out = await presenters.load_chat_out(session, chat)
         emit(session, [m.user_id for m in out.members], "chat.created", as_json(out))
         await session.commit()
     except IntegrityError:
@@ -107,7 +106,7 @@ async def create_chat(
         existing = await session.scalar(select(Chat).where(Chat.direct_key == direct_key))
         if existing is None:
             raise
-        return await views.load_chat_out(session, existing), False
+        return await presenters.load_chat_out(session, existing), False
     return out, True
 
 
@@ -144,7 +143,7 @@ async def update_chat(
         setattr(chat, field, value)
     chat.updated_at = utcnow()
     await session.flush()
-    out = await views.load_chat_out(session, chat)
+    out = await presenters.load_chat_out(session, chat)
     emit(session, [m.user_id for m in out.members], "chat.updated", as_json(out))
     await session.commit()
     return out
@@ -169,7 +168,7 @@ async def add_member(
     except IntegrityError as exc:
         await session.rollback()
         raise Conflict("already a member") from exc
-    out = await views.load_chat_out(session, chat)
+    out = await presenters.load_chat_out(session, chat)
     added = next(m for m in out.members if m.user_id == new_user_id)
     others = [m.user_id for m in out.members if m.user_id != new_user_id]
     payload = {"chatId": chat_id, "userId": new_user_id, "member": as_json(added)}
@@ -195,7 +194,7 @@ async def remove_member(
         raise BadRequest("members of a direct chat cannot change")
     if target_id != user_id and me.role != "owner":
         raise Forbidden("only the owner may remove other members")
-    before = await views.member_ids(session, chat_id)
+    before = await presenters.member_ids(session, chat_id)
     removed = await session.scalar(
         delete(ChatMember)
         .where(ChatMember.chat_id == chat_id, ChatMember.user_id == target_id)
@@ -215,7 +214,7 @@ async def remove_member(
             new_owner.role = "owner"
             chat.updated_at = utcnow()
             await session.flush()
-            out = await views.load_chat_out(session, chat)
+            out = await presenters.load_chat_out(session, chat)
             emit(session, [m.user_id for m in out.members], "chat.updated", as_json(out))
     await session.commit()
 
@@ -236,7 +235,7 @@ async def send_message(
     existing = await _by_client_id(session, chat_id, author_id, client_id)
     if existing is None:  # pragma: no cover - a member's insert only yields to a clientId
         raise NotFound(CHAT_NOT_FOUND)
-    return views.message_out(existing), False
+    return presenters.message_out(existing), False
 
 
 async def _by_client_id(
@@ -290,12 +289,12 @@ async def edit_message(
         message.edited_at = utcnow()
         await previews.sync_previews(session, message)
         await session.flush()
-        out = views.message_out(message)
-        members = await views.member_ids(session, message.chat_id)
+        out = presenters.message_out(message)
+        members = await presenters.member_ids(session, message.chat_id)
         emit(session, members, "message.updated", as_json(out))
         await session.commit()
         return out
-    return views.message_out(message)
+    return presenters.message_out(message)
 
 
 async def delete_message(session: AsyncSession, *, message_id: int, user_id: int) -> None:
@@ -308,7 +307,7 @@ async def delete_message(session: AsyncSession, *, message_id: int, user_id: int
     message.deleted_at = utcnow()
     message.text = ""
     await previews.sync_previews(session, message)
-    members = await views.member_ids(session, message.chat_id)
+    members = await presenters.member_ids(session, message.chat_id)
     emit(session, members, "message.deleted", {"id": message.id, "chatId": message.chat_id})
     await session.commit()
 
@@ -342,6 +341,6 @@ async def mark_read(session: AsyncSession, *, chat_id: int, user_id: int, messag
     if moved is None:
         await session.rollback()
         return
-    members = await views.member_ids(session, chat_id)
+    members = await presenters.member_ids(session, chat_id)
     emit(session, members, "read", {"chatId": chat_id, "userId": user_id, "messageId": message_id})
     await session.commit()

@@ -1,9 +1,4 @@
-"""Jobs, stored pages and link previews.
-
-`MessagePreview` adds a `previews` collection to `chats.models.Message` (a backref, loaded
-with one `SELECT ... IN` per batch of messages), so every message read from the database
-carries its previews in position order.
-"""
+"""Parse jobs and the pages they store."""
 
 from __future__ import annotations
 
@@ -18,18 +13,14 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
-from parley.chats.models import Message
 from parley.db.base import Base, BigIntId, IntPK, utcnow
-
-MAX_URL = 2048
+from parley.parser import MAX_URL
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
-PREVIEW_STATUSES = ("pending", "ready", "failed")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -88,51 +79,3 @@ class Job(Base):
     page_id: Mapped[int | None] = mapped_column(
         BigIntId, ForeignKey("pages.id", ondelete="SET NULL"), default=None
     )
-
-
-class MessagePreview(Base):
-    """The preview of one URL of a message: `pending` until its job resolves it."""
-
-    __tablename__ = "message_previews"
-    __table_args__ = (
-        UniqueConstraint("message_id", "url"),
-        CheckConstraint(_in("status", PREVIEW_STATUSES), name="status"),
-        Index("ix_message_previews_status_updated_at", "status", "updated_at"),
-    )
-
-    id: Mapped[IntPK]
-    message_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("messages.id", ondelete="CASCADE"))
-    position: Mapped[int] = mapped_column(Integer)
-    url: Mapped[str] = mapped_column(String(MAX_URL))
-    status: Mapped[str] = mapped_column(String(8), default="pending")
-    title: Mapped[str | None] = mapped_column(String(300), default=None)
-    description: Mapped[str | None] = mapped_column(String(1000), default=None)
-    image_url: Mapped[str | None] = mapped_column(String(MAX_URL), default=None)
-    site_name: Mapped[str | None] = mapped_column(String(300), default=None)
-    page_id: Mapped[int | None] = mapped_column(
-        BigIntId, ForeignKey("pages.id", ondelete="SET NULL"), default=None
-    )
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    message: Mapped[Message] = relationship(
-        lazy="raise",
-        backref=backref(
-            "previews",
-            lazy="selectin",
-            order_by="MessagePreview.position",
-            cascade="all, delete-orphan",
-            passive_deletes=True,
-        ),
-    )
-
-
-def previews_of(message: Message) -> list[MessagePreview]:
-    """A message's preview collection (the backref that this module adds to Message)."""
-    previews: list[MessagePreview] = message.previews  # type: ignore[attr-defined]
-    return previews
-
-
-def set_previews(message: Message, previews: list[MessagePreview]) -> None:
-    """Replace a message's previews; rows left out are deleted at the next flush."""
-    message.previews = previews  # type: ignore[attr-defined]

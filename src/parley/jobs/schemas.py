@@ -8,8 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field, field_validator
 
 from parley.common.schemas import CamelModel, RequestModel
-from parley.jobs.models import MAX_URL
-from parley.jobs.urls import is_web_url
+from parley.parser import MAX_URL, is_web_url
 
 
 class ParseJobIn(RequestModel):

@@ -20,19 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.common.errors import Conflict, NotFound
 from parley.db.base import utcnow
-from parley.jobs.context import JobContext
-from parley.jobs.dispatch import PARSE_TASK
 from parley.jobs.events import emit_job
 from parley.jobs.models import FINISHED_STATUSES, Job
-from parley.jobs.outcomes import DONE, Outcome, RunLater
 from parley.jobs.pages import fetch_and_parse, recent_page, store_page
 from parley.ops.metrics import JOB_OUTCOMES
 from parley.outbox import enqueue
 from parley.parser import FetchError
+from parley.worker import DONE, JobContext, Outcome, RunLater
 
 log = structlog.get_logger("parley.jobs")
 
 JOB_NOT_FOUND = "job not found"
+PARSE_TASK = "parley.parse_page"
+PARSE_QUEUE = "parse"
 PROGRESS = {"queued": 0, "fetching": 10, "parsing": 60, "storing": 90, "done": 100}
 
 

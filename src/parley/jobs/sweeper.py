@@ -1,11 +1,10 @@
-"""Jobs and previews whose worker is gone: run them again, or fail them after a long while.
+"""Jobs whose worker is gone: run them again, or fail them once out of attempts.
 
-`sweep` runs in the relay's housekeeping (the leading `parley serve` process, every few
-seconds): a running job whose heartbeat stopped is queued again at once (its attempt
-counts), so a killed worker's jobs resume within seconds instead of waiting for the broker
-to redeliver them; a preview still pending long after every retry could have run is failed.
-`requeue_unsent` is for the in-memory broker, whose messages die with the process: at start
-it queues again whatever is still unfinished.
+`requeue_abandoned` runs in the relay's housekeeping (the leading `parley serve` process,
+every few seconds): a running job whose heartbeat stopped is queued again at once (its
+attempt counts), so a killed worker's jobs resume within seconds instead of waiting for the
+broker to redeliver them. `requeue_unsent` is for the in-memory broker, whose messages die
+with the process: at start it queues again whatever job is still unfinished.
 """
 
 from __future__ import annotations
@@ -16,23 +15,16 @@ import structlog
 from sqlalchemy import func, select, update
 
 from parley.db.base import utcnow
-from parley.jobs.context import JobContext
-from parley.jobs.dispatch import PARSE_TASK, PREVIEW_TASK
 from parley.jobs.events import emit_job
-from parley.jobs.models import Job, MessagePreview
-from parley.jobs.previews import write_back_preview
+from parley.jobs.models import Job
+from parley.jobs.service import PARSE_TASK
 from parley.ops.metrics import JOB_OUTCOMES
 from parley.outbox import enqueue
+from parley.worker import JobContext
 
 log = structlog.get_logger("parley.jobs.sweeper")
 
-BATCH = 500
 WORKER_GONE = "the worker running this job stopped"
-
-
-async def sweep(ctx: JobContext) -> int:
-    """Requeue abandoned jobs and fail stale previews; returns how many were handled."""
-    return await requeue_abandoned(ctx) + await fail_stale_previews(ctx)
 
 
 async def requeue_abandoned(ctx: JobContext) -> int:
@@ -74,25 +66,8 @@ async def requeue_abandoned(ctx: JobContext) -> int:
     return len(retried) + len(failed)
 
 
-async def fail_stale_previews(ctx: JobContext) -> int:
-    """Fail previews still pending long after every attempt could have run."""
-    cutoff = utcnow() - timedelta(seconds=ctx.limits.preview_stale_after)
-    async with ctx.db.session() as session:
-        previews = (
-            await session.execute(
-                select(MessagePreview.message_id, MessagePreview.url)
-                .where(MessagePreview.status == "pending", MessagePreview.updated_at < cutoff)
-                .limit(BATCH)
-            )
-        ).all()
-    for message_id, url in previews:
-        async with ctx.db.session() as session:
-            await write_back_preview(session, message_id, url, None)
-    return len(previews)
-
-
 async def requeue_unsent(ctx: JobContext) -> int:
-    """Queue again every unfinished job and pending preview (the broker lost its messages).
+    """Queue again every unfinished job (the in-memory broker lost its messages).
 
     Jobs left `running` by the previous process go back to `queued`; their attempt counts.
     Returns how many jobs were enqueued.
@@ -111,16 +86,7 @@ async def requeue_unsent(ctx: JobContext) -> int:
         queued = list(await session.scalars(select(Job).where(Job.status == "queued")))
         for job in queued:
             enqueue(session, PARSE_TASK, [job.id], run_at=job.run_at)
-        previews = (
-            await session.execute(
-                select(MessagePreview.message_id, MessagePreview.url).where(
-                    MessagePreview.status == "pending"
-                )
-            )
-        ).all()
-        for message_id, url in previews:
-            enqueue(session, PREVIEW_TASK, [message_id, url])
         await session.commit()
-    if queued or previews:
-        log.info("queued unfinished work again", jobs=len(queued), previews=len(previews))
-    return len(queued) + len(previews)
+    if queued:
+        log.info("queued unfinished jobs again", jobs=len(queued))
+    return len(queued)

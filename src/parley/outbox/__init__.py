@@ -6,6 +6,8 @@ rows at once (`OutboxPublisher`), and the relay publishes whatever is left (`Rel
 """
 
 from parley.outbox.emit import emit, emit_row, enqueue
-from parley.outbox.models import OutboxRow
+from parley.outbox.hooks import committed
+from parley.outbox.items import Pending
+from parley.outbox.models import EVENT, JOB, OutboxRow
 
-__all__ = ["OutboxRow", "emit", "emit_row", "enqueue"]
+__all__ = ["EVENT", "JOB", "OutboxRow", "Pending", "committed", "emit", "emit_row", "enqueue"]

@@ -36,7 +36,7 @@ from parley.outbox.publication import Publication
 
 log = structlog.get_logger("parley.outbox.relay")
 
-Housekeeping = Callable[[], Awaitable[None]]
+Housekeeping = Callable[[], Awaitable[object]]
 HOUSEKEEPING_EVERY_SECONDS = 5.0
 JOB_RETRY_MAX_SECONDS = 10.0
 

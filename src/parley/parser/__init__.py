@@ -18,9 +18,11 @@ from parley.parser.errors import (
 )
 from parley.parser.extract import ExtractedPage, Link, extract_page
 from parley.parser.fetch import DEFAULT_USER_AGENT, FetchedPage, FetchLimits, fetch_page
+from parley.parser.urls import MAX_URL, is_web_url
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "MAX_URL",
     "BlockedAddressError",
     "ExtractedPage",
     "FetchConnectError",
@@ -37,5 +39,6 @@ __all__ = [
     "extract_page",
     "fetch_page",
     "is_public_address",
+    "is_web_url",
     "resolve_checked",
 ]

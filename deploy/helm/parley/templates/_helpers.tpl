@@ -250,7 +250,7 @@ workerDefaults value of that key as a whole. Call with (dict "root" $ "entry" <e
 
 {{/*
 The most database connections the release's pods can hold at once: every api and hooks
-process at pool + overflow, every worker pool process at 2 + 4 (parley.jobs.context), each
+process at pool + overflow, every worker pool process at 2 + 4 (parley.worker), each
 Deployment at its largest replica count.
 */}}
 {{- define "parley.maxDatabaseConnections" -}}

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from parley.db.engine import make_engine
-from parley.db.models import Base
+from parley.models import Base
 
 config = context.config
 target_metadata = Base.metadata

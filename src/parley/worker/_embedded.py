@@ -14,8 +14,7 @@ import structlog
 from celery.concurrency.thread import TaskPool
 from celery.worker import WorkController
 
-from parley.jobs.factory import ParleyCelery
-from parley.jobs.limits import QUEUES
+from parley.worker._factory import ParleyCelery
 
 log = structlog.get_logger("parley.jobs.embedded")
 
@@ -43,7 +42,7 @@ class EmbeddedWorker:
             app=app,
             pool_cls=AppThreadPool,
             concurrency=concurrency,
-            queues=[app.limits.queue(name) for name in QUEUES],
+            queues=[app.queue_names(name) for name in app.queues],
             hostname=f"embedded-{os.getpid()}-{next(_numbers)}@{socket.gethostname()}",
             without_heartbeat=True,
             without_mingle=True,

@@ -17,21 +17,23 @@ import structlog
 from sqlalchemy import inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.chats import views
-from parley.chats.models import Message
+from parley.chats import presenters
+from parley.chats.links import find_urls
+from parley.chats.models import Message, MessagePreview
 from parley.chats.schemas import as_json
 from parley.db.base import utcnow
-from parley.jobs.context import JobContext
-from parley.jobs.dispatch import PREVIEW_TASK
-from parley.jobs.models import MessagePreview, Page, previews_of, set_previews
-from parley.jobs.outcomes import DONE, Outcome, RunLater
+from parley.jobs.models import Page
 from parley.jobs.pages import ParsedPage, fetch_and_parse, recent_page, store_page
-from parley.jobs.urls import find_urls
 from parley.ops.metrics import JOB_OUTCOMES
 from parley.outbox import emit, enqueue
 from parley.parser import FetchError
+from parley.worker import DONE, JobContext, Outcome, RunLater
 
 log = structlog.get_logger("parley.previews")
+
+PREVIEW_TASK = "parley.preview_link"
+PREVIEWS_QUEUE = "previews"
+BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,12 @@ async def sync_previews(session: AsyncSession, message: Message) -> None:
     """
     current: dict[str, MessagePreview] = {}
     if inspect(message).key is None:
-        set_previews(message, [])
+        message.previews = []
         await session.flush()
     else:
         await session.execute(select(Message.id).where(Message.id == message.id).with_for_update())
         await session.refresh(message, ["previews"])
-        current = {p.url: p for p in previews_of(message)}
+        current = {p.url: p for p in message.previews}
     urls = find_urls(message.text) if message.deleted_at is None else []
     wanted: list[MessagePreview] = []
     added: list[str] = []
@@ -78,7 +80,7 @@ async def sync_previews(session: AsyncSession, message: Message) -> None:
         elif preview.position != position:
             preview.position = position
         wanted.append(preview)
-    set_previews(message, wanted)
+    message.previews = wanted
     for url in added:
         enqueue(session, PREVIEW_TASK, [message.id, url])
 
@@ -199,6 +201,49 @@ async def write_back_preview(
     )
     if written is not None:  # else resolved already, or replaced by an edit
         await session.refresh(message, ["previews"])
-        payload = as_json(views.message_out(message))
-        emit(session, await views.member_ids(session, message.chat_id), "message.updated", payload)
+        payload = as_json(presenters.message_out(message))
+        emit(
+            session,
+            await presenters.member_ids(session, message.chat_id),
+            "message.updated",
+            payload,
+        )
     await session.commit()
+
+
+# -- housekeeping -------------------------------------------------------------------------
+
+
+async def fail_stale_previews(ctx: JobContext) -> int:
+    """Fail previews still pending long after every attempt could have run (the relay's
+    housekeeping); returns how many."""
+    cutoff = utcnow() - timedelta(seconds=ctx.limits.preview_stale_after)
+    async with ctx.db.session() as session:
+        stale = (
+            await session.execute(
+                select(MessagePreview.message_id, MessagePreview.url)
+                .where(MessagePreview.status == "pending", MessagePreview.updated_at < cutoff)
+                .limit(BATCH)
+            )
+        ).all()
+    for message_id, url in stale:
+        async with ctx.db.session() as session:
+            await write_back_preview(session, message_id, url, None)
+    return len(stale)
+
+
+async def requeue_pending_previews(ctx: JobContext) -> int:
+    """Enqueue every pending preview again (the in-memory broker lost its messages when the
+    previous process stopped); returns how many."""
+    async with ctx.db.session() as session:
+        pending = (
+            await session.execute(
+                select(MessagePreview.message_id, MessagePreview.url).where(
+                    MessagePreview.status == "pending"
+                )
+            )
+        ).all()
+        for message_id, url in pending:
+            enqueue(session, PREVIEW_TASK, [message_id, url])
+        await session.commit()
+    return len(pending)

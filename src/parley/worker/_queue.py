@@ -1,8 +1,9 @@
-"""Sending task messages to the broker: the only place that knows task names and routes."""
+"""Sending task messages to the broker, routed to the queue each task names."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,17 +11,8 @@ from celery import Celery
 
 from parley.common.errors import Unavailable
 from parley.db.base import utcnow
-from parley.jobs.limits import PARSE_QUEUE, PREVIEWS_QUEUE, JobLimits
-
-PARSE_TASK = "parley.parse_page"
-PREVIEW_TASK = "parley.preview_link"
-NOOP_TASK = "parley.noop"
-
-TASK_QUEUES = {
-    PARSE_TASK: PARSE_QUEUE,
-    PREVIEW_TASK: PREVIEWS_QUEUE,
-    NOOP_TASK: PARSE_QUEUE,
-}
+from parley.worker._limits import JobLimits
+from parley.worker._spec import QueueNames, TaskSpec
 
 # A publish waits this long at most for a broker that is down before giving up.
 SEND_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
@@ -42,11 +34,14 @@ def capped_eta(run_at: datetime | None, limits: JobLimits) -> datetime | None:
 
 
 class JobQueue:
-    """Sends our tasks through one Celery app; async methods publish off the event loop."""
+    """Sends tasks through one Celery app; `send_async` publishes off the event loop."""
 
-    def __init__(self, celery: Celery, limits: JobLimits) -> None:
+    def __init__(
+        self, celery: Celery, limits: JobLimits, tasks: Sequence[TaskSpec], names: QueueNames
+    ) -> None:
         self.celery = celery
         self.limits = limits
+        self._queues = {task.name: names(task.queue) for task in tasks}
 
     def send(self, task: str, args: list[Any], *, run_at: datetime | None = None) -> None:
         """Publish one task message (blocking); raises BrokerUnavailable when it cannot."""
@@ -54,7 +49,7 @@ class JobQueue:
             self.celery.send_task(
                 task,
                 args=args,
-                queue=self.limits.queue(TASK_QUEUES[task]),
+                queue=self._queues[task],
                 eta=capped_eta(run_at, self.limits),
                 retry=True,
                 retry_policy=SEND_RETRY_POLICY,

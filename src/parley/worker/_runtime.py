@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 
 from kombu.exceptions import ChannelError
 
 from parley.db.engine import Database
-from parley.jobs.config import is_in_memory
-from parley.jobs.context import AppLoopRunner, JobContext
-from parley.jobs.dispatch import JobQueue
-from parley.jobs.embedded import EmbeddedWorker
-from parley.jobs.factory import ParleyCelery, create_celery
-from parley.jobs.limits import QUEUES, JobLimits
-from parley.jobs.sweeper import requeue_unsent, sweep
 from parley.ops.metrics import QUEUE_DEPTH
 from parley.settings import Settings
+from parley.worker._config import is_in_memory
+from parley.worker._context import AppLoopRunner, JobContext
+from parley.worker._embedded import EmbeddedWorker
+from parley.worker._factory import ParleyCelery, create_celery
+from parley.worker._limits import JobLimits
+from parley.worker._queue import JobQueue
+from parley.worker._spec import TaskSpec
+
+Recovery = Callable[[JobContext], Awaitable[object]]
 
 BROKER_CHECK_TIMEOUT = 2
 
@@ -37,27 +40,27 @@ class JobsRuntime:
         return self.celery.job_queue
 
     @classmethod
-    def create(cls, settings: Settings, db: Database) -> JobsRuntime:
-        """The Celery app for `settings`; with the in-memory broker, a worker (not started)
-        that runs jobs in this process, on the app's loop and database (the events its jobs
-        commit are published by the app's own outbox, to this process's sockets too)."""
+    def create(cls, settings: Settings, db: Database, tasks: Sequence[TaskSpec]) -> JobsRuntime:
+        """The Celery app for `settings` and `tasks`; with the in-memory broker, a worker
+        (not started) that runs them in this process, on the app's loop and database (the
+        events its jobs commit are published by the app's own outbox, to this process's
+        sockets too)."""
         context = JobContext(settings, JobLimits.from_settings(settings), db)
-        celery = create_celery(settings, AppLoopRunner(asyncio.get_running_loop(), context))
+        runner = AppLoopRunner(asyncio.get_running_loop(), context)
+        celery = create_celery(settings, tasks, runner)
         worker = None
         if is_in_memory(settings):
             worker = EmbeddedWorker(celery, concurrency=settings.worker_concurrency)
         return cls(celery, worker, context)
 
-    async def start(self) -> None:
-        """Start the embedded worker, if any, and queue again what the previous run of this
-        process left unfinished (its in-memory broker lost the messages)."""
+    async def start(self, recoveries: Sequence[Recovery] = ()) -> None:
+        """Start the embedded worker, if any, after running `recoveries`: they queue again
+        what the previous run of this process left unfinished (its in-memory broker lost
+        the messages)."""
         if self.worker is not None:
+            for recover in recoveries:
+                await recover(self.context)
             self.worker.start()
-            await requeue_unsent(self.context)
-
-    async def sweep(self) -> None:
-        """Requeue jobs whose worker stopped and fail stale previews (relay housekeeping)."""
-        await sweep(self.context)
 
     async def stop(self) -> None:
         """Stop the embedded worker (running jobs finish) and close broker connections."""
@@ -99,13 +102,13 @@ class JobsRuntime:
         depths = {}
         with self.celery.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_CHECK_TIMEOUT)
-            for name in QUEUES:
+            for name in self.celery.queues:
                 depths[name] = 0  # a queue nobody declared yet holds nothing
                 # A passive declaration of a missing queue fails (and closes the channel on
                 # AMQP): one channel per queue.
                 with contextlib.suppress(ChannelError), conn.channel() as channel:
                     declared = channel.queue_declare(  # type: ignore[attr-defined]
-                        self.celery.limits.queue(name), passive=True
+                        self.celery.queue_names(name), passive=True
                     )
                     depths[name] = int(declared.message_count)
         return depths

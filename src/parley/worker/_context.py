@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from parley.db.engine import Database
-from parley.jobs.limits import JobLimits
 from parley.outbox.publication import JobSender
 from parley.outbox.runtime import Outbox
 from parley.realtime.bus import Bus
 from parley.realtime.factory import create_bus
 from parley.settings import Settings
+from parley.worker._limits import JobLimits
 
 T = TypeVar("T")
 

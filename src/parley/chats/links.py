@@ -1,11 +1,10 @@
-"""Which URLs a text or a request names: http(s) only, with a host, of bounded length."""
+"""The links in a message's text: which http(s) URLs it names, for their previews."""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
-from parley.jobs.models import MAX_URL
+from parley.parser import is_web_url
 
 MAX_PREVIEWS = 5
 
@@ -18,22 +17,6 @@ _URL_IN_TEXT = re.compile(
 )
 _TRAILING = ".,;:!?*'\"~_-"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
-
-
-def is_web_url(url: str) -> bool:
-    """True for an absolute http(s) URL with a host, no credentials, at most 2048 chars."""
-    if len(url) > MAX_URL or not url.isprintable() or any(c.isspace() for c in url):
-        return False
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises ValueError for a port that is not a number in range
-    except ValueError:
-        return False
-    return (
-        parts.scheme.lower() in ("http", "https")
-        and bool(parts.hostname)
-        and parts.username is None
-    )
 
 
 def find_urls(text: str, limit: int = MAX_PREVIEWS) -> list[str]:

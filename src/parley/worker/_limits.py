@@ -1,4 +1,4 @@
-"""Time limits, retry policy and queue names of the background jobs, derived from settings."""
+"""Time limits and retry policy of the background jobs, derived from settings."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ import random
 from dataclasses import dataclass
 
 from parley.settings import Settings
-
-PARSE_QUEUE = "parse"
-PREVIEWS_QUEUE = "previews"
-QUEUES = (PARSE_QUEUE, PREVIEWS_QUEUE)
 
 # How long the worker may hold a message with an ETA at most: RabbitMQ closes channels that
 # keep a message unacknowledged past its consumer timeout (30 min by default), and Redis
@@ -41,8 +37,6 @@ class JobLimits:
     preview_stale_after: float
     """A preview `pending` for longer than this is failed by the sweeper."""
     page_cache: float
-    sweep_interval: float
-    queue_prefix: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobLimits:
@@ -66,13 +60,7 @@ class JobLimits:
             abandoned_after=4 * settings.job_heartbeat_seconds,
             preview_stale_after=settings.job_max_attempts * (hard + backoff_max) + visibility + 60,
             page_cache=float(settings.page_cache_seconds),
-            sweep_interval=settings.job_sweep_interval_seconds,
-            queue_prefix=settings.job_queue_prefix,
         )
-
-    def queue(self, name: str) -> str:
-        """The broker's name of one of our queues (`parse`, `previews`)."""
-        return self.queue_prefix + name
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based).

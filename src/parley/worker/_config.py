@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kombu import Exchange, Queue
 
-from parley.jobs.dispatch import TASK_QUEUES
-from parley.jobs.limits import QUEUES, JobLimits
 from parley.settings import Settings
+from parley.worker._limits import JobLimits
+from parley.worker._spec import QueueNames, TaskSpec, queues_of
 
 IN_MEMORY_BROKER = "memory://localhost//"
 # The embedded worker polls the in-memory broker this often (it has no way to block).
@@ -41,14 +42,16 @@ def _transport_options(url: str, limits: JobLimits) -> dict[str, Any]:
     return {}
 
 
-def celery_config(settings: Settings, limits: JobLimits) -> dict[str, Any]:
-    """Celery settings: JSON only, late acks, our queues and routes, per-task time limits."""
+def celery_config(
+    settings: Settings, limits: JobLimits, tasks: Sequence[TaskSpec], names: QueueNames
+) -> dict[str, Any]:
+    """Celery settings: JSON only, late acks, the tasks' queues and routes, time limits."""
     url = broker_url(settings)
-    queues = []
-    for name in QUEUES:
-        full = limits.queue(name)
-        queues.append(Queue(full, Exchange(full, type="direct"), routing_key=full))
-    default = limits.queue(QUEUES[0])
+    queues = [
+        Queue(names(q), Exchange(names(q), type="direct"), routing_key=names(q))
+        for q in queues_of(tasks)
+    ]
+    default = names(queues_of(tasks)[0])
     return {
         "broker_url": url,
         "broker_transport_options": _transport_options(url, limits),
@@ -70,7 +73,7 @@ def celery_config(settings: Settings, limits: JobLimits) -> dict[str, Any]:
         "task_default_queue": default,
         "task_default_exchange": default,
         "task_default_routing_key": default,
-        "task_routes": {task: {"queue": limits.queue(q)} for task, q in TASK_QUEUES.items()},
+        "task_routes": {task.name: {"queue": names(task.queue)} for task in tasks},
         "task_time_limit": limits.time_limit,
         "task_soft_time_limit": limits.soft_time_limit,
         # For Flower and `celery events`.

@@ -1,4 +1,8 @@
-"""`parley worker`: a Celery worker process for services mode, and its health check."""
+"""`parley worker`: a Celery worker process for services mode, and its health check.
+
+Imported by the command line before anything that imports prometheus_client (the worker's
+metrics need its multiprocess directory set first): this module imports the app lazily.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from celery import signals
 from celery.utils.nodenames import default_nodename, host_format
 
-from parley.jobs.config import is_in_memory
-from parley.jobs.limits import QUEUES
 from parley.ops.logging import configure_logging
 from parley.settings import Settings, get_settings
+from parley.worker._config import is_in_memory
+from parley.worker._spec import TaskSpec, queues_of
 
 NO_BROKER = (
     "parley worker needs a broker: set PARLEY_REDIS_URL or PARLEY_BROKER_URL. "
@@ -33,21 +39,32 @@ def node_name(name: str | None = None) -> str:
     return host_format(default_nodename(name or ""))
 
 
-def _metrics_dir() -> tuple[str, bool]:
-    """The directory where every process of this worker writes its metrics, and whether
-    this run created it (and removes it at the end).
+@dataclass(frozen=True)
+class MetricsDir:
+    """Where every process of this worker writes its metrics, and whether this run created
+    the directory (and removes it at the end)."""
 
-    `prometheus_client` picks its multiprocess mode when it is first imported, so this runs
-    before that: `PROMETHEUS_MULTIPROC_DIR` if the operator set it (they then empty it
-    before each start), else a fresh temporary directory.
+    path: str
+    owned: bool
+
+
+def prepare_metrics(port: int | None) -> MetricsDir | None:
+    """With a metrics port, the worker's multiprocess metrics directory, set in the
+    environment; call it before anything imports prometheus_client (the app's modules do).
+
+    `prometheus_client` picks its multiprocess mode when it is first imported: hence here,
+    first. `PROMETHEUS_MULTIPROC_DIR` if the operator set it (they then empty it before each
+    start), else a fresh temporary directory.
     """
+    if port is None:
+        return None
     given = os.environ.get(MULTIPROC_ENV)
     if given:
-        return given, False
+        return MetricsDir(given, owned=False)
     if "prometheus_client" in sys.modules:
         raise RuntimeError("worker metrics must be set up before prometheus_client is imported")
     os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="parley-worker-metrics-")
-    return os.environ[MULTIPROC_ENV], True
+    return MetricsDir(os.environ[MULTIPROC_ENV], owned=True)
 
 
 def _serve_metrics(host: str, port: int) -> None:
@@ -60,6 +77,8 @@ def _serve_metrics(host: str, port: int) -> None:
 
 
 def run_worker(
+    tasks: Sequence[TaskSpec],
+    metrics_dir: MetricsDir | None = None,
     *,
     concurrency: int | None = None,
     queues: str | None = None,
@@ -69,36 +88,54 @@ def run_worker(
 ) -> int:
     """Run a worker until it is stopped (SIGTERM: warm shutdown); returns the exit code.
 
-    `queues` is a comma-separated subset of `parse,previews` (default: both); the configured
-    queue prefix is added. Each pool process runs its jobs on its own event loop, database
-    engine and bus. `name` is the Celery node name (see `node_name`). With `metrics_port`,
-    the job outcomes and events of every pool process are served for Prometheus at
-    `http://metrics_host:metrics_port/metrics`.
+    `queues` is a comma-separated subset of the tasks' queues (default: all of them); the
+    configured queue prefix is added. Each pool process runs its jobs on its own event
+    loop, database engine and bus. `name` is the Celery node name (see `node_name`). With
+    `metrics_port` (and `metrics_dir` from `prepare_metrics`), the job outcomes and events
+    of every pool process are served for Prometheus at `http://host:port/metrics`.
     """
+    try:
+        return _run(tasks, metrics_dir, concurrency, queues, name, metrics_host, metrics_port)
+    finally:
+        if metrics_dir is not None and metrics_dir.owned:
+            shutil.rmtree(metrics_dir.path, ignore_errors=True)
+
+
+def _run(
+    tasks: Sequence[TaskSpec],
+    metrics_dir: MetricsDir | None,
+    concurrency: int | None,
+    queues: str | None,
+    name: str | None,
+    metrics_host: str,
+    metrics_port: int | None,
+) -> int:
     settings = get_settings()
     configure_logging(settings)
     if is_in_memory(settings):
         print(NO_BROKER, file=sys.stderr)
         return 2
-    names = [q.strip() for q in (queues or ",".join(QUEUES)).split(",") if q.strip()]
-    unknown = sorted(set(names) - set(QUEUES))
+    known = queues_of(tasks)
+    names = [q.strip() for q in (queues or ",".join(known)).split(",") if q.strip()]
+    unknown = sorted(set(names) - set(known))
     if unknown or not names:
-        print(f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}", file=sys.stderr)
+        print(f"unknown queue(s) {unknown}; choose from {', '.join(known)}", file=sys.stderr)
         return 2
-    metrics_dir, own_metrics_dir = _metrics_dir() if metrics_port is not None else ("", False)
+    serve_metrics = metrics_port is not None and metrics_dir is not None
+    from parley.worker._factory import create_celery
 
-    from parley.jobs.celery_app import app
+    app = create_celery(settings, tasks)
 
     def close_runner(**_: Any) -> None:
         app.runner.close()
-        if metrics_port is not None:
+        if serve_metrics:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     def start_metrics(**_: Any) -> None:
         # After the pool started: forked children must not inherit the listening socket.
-        if metrics_port is not None:
+        if serve_metrics and metrics_port is not None:
             _serve_metrics(metrics_host, metrics_port)
 
     signals.worker_process_shutdown.connect(close_runner, weak=False)
@@ -106,7 +143,7 @@ def run_worker(
     app.set_current()
     worker = app.Worker(
         concurrency=concurrency or settings.worker_concurrency,
-        queues=[app.limits.queue(n) for n in names],
+        queues=[app.queue_names(n) for n in names],
         loglevel=settings.log_level.upper(),
         hostname=node_name(name),
         quiet=True,
@@ -115,15 +152,13 @@ def run_worker(
         without_mingle=True,
         without_gossip=True,
     )
-    try:
-        worker.start()
-    finally:
-        if own_metrics_dir:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+    worker.start()
     return int(worker.exitcode or 0)
 
 
-def check_worker(*, name: str | None = None, timeout: float = 5.0) -> int:
+def check_worker(
+    tasks: Sequence[TaskSpec], *, name: str | None = None, timeout: float = 5.0
+) -> int:
     """Ping one worker through the broker; 0 if it answered within `timeout` seconds.
 
     For container healthchecks: `parley worker --check` asks the worker of this host
@@ -138,7 +173,7 @@ def check_worker(*, name: str | None = None, timeout: float = 5.0) -> int:
     node = node_name(name)
     started = time.monotonic()
     try:
-        replies = _ping(settings, node, timeout)
+        replies = _ping(settings, tasks, node, timeout)
     except Exception as exc:  # a broker that is down or refuses us: unhealthy, one line
         print(f"worker {node}: broker unavailable: {type(exc).__name__}: {exc}"[:300])
         return 1
@@ -150,10 +185,12 @@ def check_worker(*, name: str | None = None, timeout: float = 5.0) -> int:
     return 1
 
 
-def _ping(settings: Settings, node: str, timeout: float) -> list[dict[str, Any]]:
-    from parley.jobs.factory import create_celery
+def _ping(
+    settings: Settings, tasks: Sequence[TaskSpec], node: str, timeout: float
+) -> list[dict[str, Any]]:
+    from parley.worker._factory import create_celery
 
-    app = create_celery(settings)
+    app = create_celery(settings, tasks)
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=max(1, int(timeout)))
