@@ -1,0 +1,86 @@
+// REST calls: the cookie session, its CSRF header on writes, errors people can read, and
+// whether the server can be reached at all. Every URL is relative to the document, so the
+// page works under a path prefix.
+
+const credentials = { csrf: null };
+const hooks = { reachable: () => {}, unreachable: () => {}, sessionEnded: () => {} };
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status; // 0: the server could not be reached
+    this.detail = detail;
+  }
+}
+
+/** Use `token` as the X-CSRF-Token of writes (null: signed out). */
+export function setCsrfToken(token) {
+  credentials.csrf = token;
+}
+
+/**
+ * Tell the page when a request reached the server (`reachable`), when one could not
+ * (`unreachable`), and when the session ended under it (a 401 outside /auth).
+ */
+export function setApiHooks(next) {
+  Object.assign(hooks, next);
+}
+
+/** The absolute URL of `path` under the API. */
+export function apiUrl(path) {
+  return new URL(`api/v1/${path}`, document.baseURI);
+}
+
+function detailText(body, fallback) {
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail) && detail.length) {
+    return detail
+      .map((d) => {
+        const where = (d.loc || []).filter((p) => p !== "body").join(".");
+        return where ? `${where}: ${d.msg}` : d.msg;
+      })
+      .join("; ");
+  }
+  return fallback;
+}
+
+/** Call the API; the parsed JSON body (null when empty); throws ApiError. */
+export async function api(path, { method = "GET", json, form, params } = {}) {
+  const url = apiUrl(path);
+  if (params) for (const [k, v] of Object.entries(params)) if (v != null) url.searchParams.set(k, v);
+  const headers = { Accept: "application/json" };
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form) {
+    body = new URLSearchParams(form);
+  }
+  if (method !== "GET" && credentials.csrf) headers["X-CSRF-Token"] = credentials.csrf;
+  let response;
+  try {
+    response = await fetch(url, { method, headers, body, credentials: "same-origin", cache: "no-store" });
+  } catch (err) {
+    hooks.unreachable();
+    throw new ApiError(0, "Cannot reach the server.");
+  }
+  hooks.reachable();
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    if (response.status === 401 && !path.startsWith("auth/")) hooks.sessionEnded();
+    throw new ApiError(response.status, detailText(data, response.statusText || `error ${response.status}`));
+  }
+  return data;
+}
+
+/** `encodeURIComponent` for an id in a path. */
+export const enc = (id) => encodeURIComponent(String(id));

@@ -1,0 +1,111 @@
+"""The connection badge tells the truth and the page recovers by itself: the network going
+away and coming back, a server that stops answering (the heartbeat), and a server restart
+after which the page catches up on what it missed."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.web.conftest import Pages, WebServer
+from tests.web.kit import chat, chat_link, person, post, sign_in, texts
+
+pytestmark = pytest.mark.timeout(120)
+# The requirement: a dead connection shows as offline within this long.
+TRUTHFUL_WITHIN_MS = 30_000
+
+
+def open_chat(page: Page, chat_id: int) -> None:
+    chat_link(page, chat_id).click()
+    expect(page.locator("#chat-pane")).to_be_visible()
+
+
+def test_offline_shows_at_once_and_errors_clear_when_back(
+    pages: Pages, web_server: WebServer
+) -> None:
+    fay = person(web_server, "fay", "Fay")
+    gus = person(web_server, "gus", "Gus")
+    chat_id = chat(web_server, fay, gus)
+    page = pages.new()
+    pages.allow(r"ERR_INTERNET_DISCONNECTED")  # what the browser logs for every try offline
+    sign_in(page, web_server, fay)
+    open_chat(page, chat_id)
+
+    page.context.set_offline(True)
+    expect(page.locator("#status")).to_have_text("offline")
+    expect(page.locator("#status")).to_have_attribute("data-state", "offline")
+
+    page.get_by_label("Message", exact=True).fill("Written on the train")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
+    expect(page.locator("#net-error")).to_be_visible()
+    expect(page.get_by_label("Message", exact=True)).to_have_value("Written on the train")
+
+    # Back online: the socket is live again, and "cannot reach the server" is gone
+    # everywhere without anybody touching the page.
+    page.context.set_offline(False)
+    expect(page.locator("#status")).to_have_text("live")
+    expect(page.locator("#send-error")).to_have_text("")
+    expect(page.locator("#net-error")).to_be_hidden()
+
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".message.mine .text")).to_have_text(["Written on the train"])
+    assert texts(web_server, gus, chat_id) == ["Written on the train"]
+
+
+def test_a_server_that_stops_answering_shows_offline_within_30_s(
+    pages: Pages, web_server: WebServer
+) -> None:
+    hal = person(web_server, "hal", "Hal")
+    page = pages.new(clock=True)
+    pages.allow(r"WebSocket connection to .* failed")  # the abandoned socket
+    sign_in(page, web_server, hal)
+    bound = page.evaluate(
+        "import('./js/live.js').then((m) => m.HEARTBEAT_EVERY_MS + m.PONG_TIMEOUT_MS)"
+    )
+    assert bound <= TRUTHFUL_WITHIN_MS
+
+    # Frozen, the server keeps its sockets open but answers nothing: only the heartbeat can
+    # tell. Playwright's clock runs the page's timers through `bound` at once.
+    web_server.freeze()
+    try:
+        expect(page.locator("#status")).to_have_text("live")
+        page.clock.run_for(bound + 500)
+        expect(page.locator("#status")).to_have_text("offline")
+    finally:
+        web_server.resume()
+    # The reconnection that waited on the frozen server goes through, or a new one does.
+    page.clock.run_for(20_000)
+    expect(page.locator("#status")).to_have_text("live")
+
+
+def test_a_server_restart_the_page_reconnects_and_catches_up(
+    pages: Pages, web_server: WebServer
+) -> None:
+    ida = person(web_server, "ida", "Ida")
+    jon = person(web_server, "jon", "Jon")
+    chat_id = chat(web_server, jon, ida)
+    post(web_server, jon, chat_id, "Before the restart")
+    page = pages.new(clock=True)
+    pages.allow(r"WebSocket connection to .* failed")
+    sign_in(page, web_server, ida)
+    open_chat(page, chat_id)
+    expect(page.locator("#message-list .message")).to_have_count(1)
+
+    # With the page's timers paused it cannot reconnect before the test lets it: the message
+    # below is sent while it is certainly disconnected.
+    page.clock.pause_at(page.evaluate("Date.now()") + 100)
+    web_server.stop()
+    expect(page.locator("#status")).to_have_text("offline")
+    web_server.start()
+    post(web_server, jon, chat_id, "Sent while you were away")
+    page.clock.resume()
+
+    expect(page.locator("#status")).to_have_text("live")
+    messages = page.locator("#message-list .message .text")
+    expect(messages).to_have_text(["Before the restart", "Sent while you were away"])
+    # The session survived the restart: writing still works.
+    page.get_by_label("Message", exact=True).fill("Back again")
+    page.keyboard.press("Enter")
+    expect(messages).to_have_text(["Before the restart", "Sent while you were away", "Back again"])
+    assert texts(web_server, jon, chat_id)[-1] == "Back again"

@@ -1,0 +1,99 @@
+"""Two people in two browsers: unread counts, editing and deleting, and the owner's delete,
+each seen live by the other."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.web.conftest import Pages, WebServer
+from tests.web.kit import chat, chat_link, person, sign_in, texts
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def send(page: Page, text: str) -> Locator:
+    """Type and send `text` from the page's composer; the sent message's element (found by
+    its id, so that it stays found when its text changes)."""
+    page.get_by_label("Message", exact=True).fill(text)
+    page.get_by_role("button", name="Send").click()
+    mine = page.locator(".message.mine").filter(has_text=text)
+    expect(mine).to_have_count(1)
+    return page.locator(f'.message[data-message-id="{mine.get_attribute("data-message-id")}"]')
+
+
+def message(page: Page, text: str) -> Locator:
+    return page.locator("#message-list .message").filter(has_text=text)
+
+
+def test_edit_delete_and_the_owners_delete_live_in_two_browsers(
+    pages: Pages, web_server: WebServer
+) -> None:
+    alice = person(web_server, "alice", "Alice Owner")
+    bob = person(web_server, "bob", "Bob Member")
+    chat_id = chat(web_server, alice, bob, title="Planning")
+    alice_page, bob_page = pages.new(), pages.new()
+    sign_in(alice_page, web_server, alice)
+    sign_in(bob_page, web_server, bob)
+
+    # Bob writes while Alice looks at the list: her unread count says it, also in words.
+    chat_link(bob_page, chat_id).click()
+    question = send(bob_page, "Are we meeting on Tuesday?")
+    typo = send(bob_page, "Tuesday at 10, I mean")
+    alice_link = chat_link(alice_page, chat_id)
+    expect(alice_link.locator(".badge")).to_have_text("2")
+    expect(alice_link.locator(".badge")).to_have_attribute("aria-hidden", "true")
+    expect(alice_link.locator(".unread-text")).to_have_text(", 2 unread messages")
+    expect(alice_page.locator("#announcer")).to_contain_text(
+        "Bob Member in Planning: Tuesday at 10, I mean"
+    )
+
+    alice_link.click()
+    expect(message(alice_page, "Tuesday at 10")).to_have_count(1)
+    expect(alice_link.locator(".badge")).to_have_count(0)
+
+    # Bob edits his message: Alice sees the new text, marked as edited.
+    typo.get_by_role("button", name="Edit").click()
+    editor = typo.get_by_label("Edit your message")
+    expect(editor).to_be_focused()
+    editor.fill("Tuesday at 11, I mean")
+    editor.press("Enter")
+    expect(typo.locator(".text")).to_have_text("Tuesday at 11, I mean")
+    edited = message(alice_page, "Tuesday at 11, I mean")
+    expect(edited).to_have_count(1)
+    expect(edited.locator(".edited")).to_have_text("edited")
+    expect(message(alice_page, "Tuesday at 10")).to_have_count(0)
+
+    # Escape leaves an edit without changing anything.
+    question.get_by_role("button", name="Edit").click()
+    question.get_by_label("Edit your message").fill("never saved")
+    question.get_by_label("Edit your message").press("Escape")
+    expect(question.locator(".text")).to_have_text("Are we meeting on Tuesday?")
+
+    # Bob deletes his own message (after confirming): it is gone for Alice too.
+    question.get_by_role("button", name="Delete").click()
+    confirm = question.get_by_role("group", name="Delete this message?")
+    expect(confirm.get_by_role("button", name="Delete")).to_be_focused()
+    confirm.get_by_role("button", name="Delete").click()
+    expect(message(bob_page, "Are we meeting")).to_have_count(0)
+    expect(message(alice_page, "Are we meeting")).to_have_count(0)
+
+    # Alice owns the chat: she may delete Bob's messages but not edit them; Bob may not
+    # touch hers.
+    send(alice_page, "Owner here")
+    spam = message(alice_page, "Buy cheap watches")
+    send(bob_page, "Buy cheap watches")
+    expect(spam).to_have_count(1)
+    expect(spam.get_by_role("button", name="Edit")).to_have_count(0)
+    theirs = message(bob_page, "Owner here")
+    expect(theirs).to_have_count(1)
+    expect(theirs.get_by_role("button")).to_have_count(0)
+
+    spam.get_by_role("button", name="Delete").click()
+    spam.get_by_role("button", name="Delete").click()  # the confirmation's button
+    expect(spam).to_have_count(0)
+    expect(message(bob_page, "Buy cheap watches")).to_have_count(0)
+
+    assert texts(web_server, bob, chat_id) == ["Tuesday at 11, I mean", "Owner here"]
+    for shown in (alice_page, bob_page):
+        expect(shown.locator("#message-list .message")).to_have_count(2)
