@@ -23,7 +23,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import MODE, REDIS_URL, TEST_SECRET, _migrated_database, make_settings
+from tests.conftest import MODE, REDIS_URL, TEST_SECRET, make_settings, migrated_database
 from tests.jobs.workers import WorkerProcess, start_worker
 from tests.servers import ServerProcess, free_port, start_server
 
@@ -120,7 +120,7 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
     workdir = tmp_path_factory.mktemp("web")
     redis_url = REDIS_URL if MODE == "services" else None
     prefix = f"web{uuid.uuid4().hex[:8]}."
-    with _migrated_database(tmp_path_factory) as database_url:
+    with migrated_database(tmp_path_factory) as database_url:
         _flush(redis_url)
         server = WebServer(_server_env(database_url, redis_url, prefix), workdir)
         worker: WorkerProcess | None = None
