@@ -25,6 +25,7 @@ from parley.ops.logging import configure_logging
 from parley.ops.metrics import metrics_endpoint
 from parley.ops.middleware import RequestMiddleware
 from parley.outbox.runtime import Outbox
+from parley.ratelimit import open_limiter
 from parley.realtime.factory import create_bus
 from parley.realtime.hub import Hub
 from parley.realtime.router import router as realtime_router
@@ -64,8 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await jobs.start(RECOVERIES)
         directory = ChatDirectory(db, presence_group_limit=settings.presence_group_limit)
         hub = Hub(bus, directory, queue_size=settings.ws_send_queue_size)
+        limiter = open_limiter(settings)
         app.state.resources = Resources(
-            settings=settings, db=db, bus=bus, hub=hub, jobs=jobs, outbox=outbox
+            settings=settings, db=db, bus=bus, hub=hub, jobs=jobs, outbox=outbox, limiter=limiter
         )
         if settings.gc_tuning:
             tune_for_serving()
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.close_all(1001, "server shutting down")
             await jobs.stop()  # the embedded worker's last jobs still commit events
             await outbox.close()
+            await limiter.close()
             await bus.close()
             await db.dispose()
 

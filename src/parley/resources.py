@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from parley.db.engine import Database
 from parley.outbox.runtime import Outbox
+from parley.ratelimit import Limiter
 from parley.realtime.bus import Bus
 from parley.realtime.hub import Hub
 from parley.settings import Settings
@@ -26,7 +26,7 @@ class Resources:
     hub: Hub
     jobs: JobsRuntime
     outbox: Outbox
-    extras: dict[str, Any] = field(default_factory=dict)
+    limiter: Limiter
 
     def health_checks(self) -> dict[str, HealthCheck]:
         """The readiness checks, by name: one round trip to each dependency."""

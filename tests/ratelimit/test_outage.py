@@ -1,44 +1,33 @@
-"""When the limiter's store fails: login and registration 503 (closed), refresh goes on (open)."""
+"""When the limiter's Redis fails: login and registration 503 (closed), refresh goes on (open).
+
+Each test runs an app on a private Redis it then breaks for real: stopped, paused (a slow
+store: calls time out), or out of memory (writes refused).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from asgi_lifespan import LifespanManager
 
-from parley.ratelimit.auth import LIMITER_EXTRA
-from parley.ratelimit.core import Charge, Limiter
-from parley.ratelimit.redis_store import RedisLimiter
-from tests.conftest import PASSWORD
+from parley.app import create_app
+from tests.conftest import PASSWORD, make_settings
+from tests.fixtures.services import PrivateRedis
 from tests.ratelimit.conftest import (
     LOGIN,
+    OFF,
     REFRESH,
     REGISTER,
     TOKEN,
-    AppFactory,
     ClientFactory,
     create_user,
     log_in,
 )
-from tests.servers import free_port
 
-
-class BrokenLimiter(Limiter):
-    """A store that fails every call, as Redis does when it is down or refuses writes."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    async def _take(self, charges: Sequence[Charge]) -> None:
-        raise self.error
-
-    async def _give_back(self, charges: Sequence[Charge]) -> None:
-        raise self.error
-
+pytestmark = pytest.mark.services_only
 
 LIMITS_ON = {
     "rate_limit_login_username": 10,
@@ -48,22 +37,50 @@ LIMITS_ON = {
 }
 
 
-async def break_limiter(app: Any, error: Exception) -> None:
-    app.state.resources.extras[LIMITER_EXTRA] = BrokenLimiter(error)
+def _stopped(redis: PrivateRedis) -> None:
+    redis.stop()
 
 
-@pytest.mark.parametrize(
-    "error",
-    [RedisConnectionError("down"), ResponseError("OOM command not allowed"), TimeoutError()],
-    ids=["connection", "refused-write", "timeout"],
-)
+def _paused(redis: PrivateRedis) -> None:
+    redis.pause()
+
+
+def _out_of_memory(redis: PrivateRedis) -> None:
+    client = redis.client()
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", "1")
+    client.close()
+
+
+BREAKS: dict[str, Callable[[PrivateRedis], None]] = {
+    "stopped": _stopped,
+    "paused": _paused,
+    "refused-writes": _out_of_memory,
+}
+
+
+@pytest.fixture
+async def app_on_private_redis(
+    database_url: str, private_redis: Any
+) -> AsyncIterator[tuple[Any, PrivateRedis]]:
+    redis = private_redis()
+    settings = make_settings(database_url, redis.url, **{**OFF, **LIMITS_ON})
+    app = create_app(settings)
+    try:
+        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+            yield app, redis
+    finally:
+        redis.resume()
+
+
+@pytest.mark.parametrize("broken", list(BREAKS), ids=list(BREAKS))
 async def test_login_and_registration_fail_closed_with_503(
-    make_app: AppFactory, make_client: ClientFactory, error: Exception
+    app_on_private_redis: tuple[Any, PrivateRedis], make_client: ClientFactory, broken: str
 ) -> None:
-    app = await make_app(**LIMITS_ON)
+    app, redis = app_on_private_redis
     client = await make_client(app, allow_503=True)
     await create_user(client, "alice")
-    await break_limiter(app, error)
+    await asyncio.to_thread(BREAKS[broken], redis)
     for path in (TOKEN, LOGIN):
         resp = await log_in(client, "alice", path=path)
         assert resp.status_code == 503, resp.text
@@ -73,34 +90,25 @@ async def test_login_and_registration_fail_closed_with_503(
     assert resp.status_code == 503
 
 
-async def test_refresh_fails_open(make_app: AppFactory, make_client: ClientFactory) -> None:
-    app = await make_app(**LIMITS_ON)
+async def test_refresh_fails_open(
+    app_on_private_redis: tuple[Any, PrivateRedis], make_client: ClientFactory
+) -> None:
+    app, redis = app_on_private_redis
     client = await make_client(app)
     await create_user(client, "alice")
     refresh_token = (await log_in(client, "alice")).json()["refresh_token"]
-    await break_limiter(app, RedisConnectionError("down"))
+    await asyncio.to_thread(redis.stop)
     resp = await client.post(REFRESH, json={"refreshToken": refresh_token})
     assert resp.status_code == 200, resp.text
 
 
-async def test_limits_off_need_no_store(make_app: AppFactory, make_client: ClientFactory) -> None:
-    app = await make_app(rate_limit_enabled=False)
-    client = await make_client(app)
-    await break_limiter(app, RedisConnectionError("down"))
-    await create_user(client, "alice")
-    assert (await log_in(client, "alice")).status_code == 200
-
-
-async def test_an_unreachable_redis_is_a_503_not_a_500(
-    make_app: AppFactory, make_client: ClientFactory
+async def test_limits_off_need_no_store(
+    database_url: str, private_redis: Any, make_client: ClientFactory
 ) -> None:
-    app = await make_app(**LIMITS_ON)
-    client = await make_client(app, allow_503=True)
-    await create_user(client, "alice")
-    dead = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
-    try:
-        app.state.resources.extras[LIMITER_EXTRA] = RedisLimiter(dead)
-        resp = await log_in(client, "alice")
-        assert resp.status_code == 503, resp.text
-    finally:
-        await dead.aclose()
+    redis = private_redis()
+    app = create_app(make_settings(database_url, redis.url, rate_limit_enabled=False))
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        client = await make_client(app)
+        await create_user(client, "alice")
+        await asyncio.to_thread(redis.stop)
+        assert (await log_in(client, "alice")).status_code == 200

@@ -5,5 +5,17 @@ the limits of the login, registration and refresh routes.
 """
 
 from parley.ratelimit.core import Charge, Limiter, Rate
+from parley.ratelimit.memory import MemoryLimiter
+from parley.ratelimit.redis_store import RedisLimiter
+from parley.settings import Settings
 
-__all__ = ["Charge", "Limiter", "Rate"]
+
+def open_limiter(settings: Settings) -> Limiter:
+    """The process's limiter: in Redis in services mode (shared by every process), else in
+    memory. The app's lifespan opens it and closes it."""
+    if settings.redis_url:
+        return RedisLimiter.from_url(settings.redis_url)
+    return MemoryLimiter()
+
+
+__all__ = ["Charge", "Limiter", "Rate", "open_limiter"]

@@ -27,13 +27,11 @@ from parley.auth.service import OtpRequired, WrongOtp
 from parley.common.errors import RateLimited, Unauthorized, Unavailable
 from parley.deps import ResourcesDep
 from parley.ratelimit.core import Charge, Exhausted, Limiter, Rate, charge
-from parley.ratelimit.memory import MemoryLimiter
 from parley.resources import Resources
 from parley.settings import Settings
 
 log = structlog.get_logger("parley.ratelimit")
 
-LIMITER_EXTRA = "rate_limiter"
 LOGIN_LIMITED = "too many login attempts, try again later"
 REGISTER_LIMITED = "too many registrations from this address, try again later"
 REFRESH_LIMITED = "too many token refreshes from this address, try again later"
@@ -69,29 +67,6 @@ class AuthLimits:
             refresh_ip=rate(s.rate_limit_refresh_ip, s.rate_limit_refresh_ip_seconds),
             otp_user=rate(s.rate_limit_otp_user, s.rate_limit_otp_user_seconds),
         )
-
-
-def limiter_for(resources: Resources) -> Limiter:
-    """The process's limiter, made on first use: Redis in services mode, else memory.
-
-    In services mode it shares the bus's Redis client (and connection pool), which the
-    lifespan opens and closes.
-    """
-    limiter = resources.extras.get(LIMITER_EXTRA)
-    if not isinstance(limiter, Limiter):
-        limiter = _new_limiter(resources)
-        resources.extras[LIMITER_EXTRA] = limiter
-    return limiter
-
-
-def _new_limiter(resources: Resources) -> Limiter:
-    from parley.realtime.redis_bus import RedisBus
-
-    if isinstance(resources.bus, RedisBus):
-        from parley.ratelimit.redis_store import RedisLimiter
-
-        return RedisLimiter(resources.bus.client)
-    return MemoryLimiter()
 
 
 def client_address(request: Request) -> str:
@@ -149,7 +124,7 @@ async def login_attempt(
     has it, so that a limited unknown user looks exactly like a limited real one.
     """
     limits = AuthLimits.from_settings(resources.settings)
-    limiter = limiter_for(resources)
+    limiter = resources.limiter
     per_user = charge("login:user", username.lower(), limits.login_username)
     per_ip = charge("login:ip", client_address(request), limits.login_ip)
     await enforce(limiter, [per_user, per_ip], LOGIN_LIMITED)
@@ -166,14 +141,14 @@ async def limit_registration(request: Request, resources: ResourcesDep) -> None:
     """Dependency: count a registration against the caller's address."""
     rate = AuthLimits.from_settings(resources.settings).register_ip
     address_charge = charge("register:ip", client_address(request), rate)
-    await enforce(limiter_for(resources), [address_charge], REGISTER_LIMITED)
+    await enforce(resources.limiter, [address_charge], REGISTER_LIMITED)
 
 
 async def limit_refresh(request: Request, resources: ResourcesDep) -> None:
     """Dependency: count a token refresh against the caller's address (fails open)."""
     rate = AuthLimits.from_settings(resources.settings).refresh_ip
     address_charge = charge("refresh:ip", client_address(request), rate)
-    await enforce(limiter_for(resources), [address_charge], REFRESH_LIMITED, fail_open=True)
+    await enforce(resources.limiter, [address_charge], REFRESH_LIMITED, fail_open=True)
 
 
 @asynccontextmanager
@@ -183,7 +158,7 @@ async def otp_attempt(resources: Resources, user_id: int) -> AsyncIterator[None]
     Only a wrong (or replayed) code stays counted: the limit slows guessing, not use.
     """
     rate = AuthLimits.from_settings(resources.settings).otp_user
-    limiter = limiter_for(resources)
+    limiter = resources.limiter
     per_user = charge("otp:user", str(user_id), rate)
     await enforce(limiter, [per_user], OTP_LIMITED)
     try:

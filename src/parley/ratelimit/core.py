@@ -105,6 +105,9 @@ class Limiter(ABC):
         if active:
             await self._give_back(active)
 
+    async def close(self) -> None:
+        """Release what the store holds (connections)."""
+
     @abstractmethod
     async def _take(self, charges: Sequence[Charge]) -> None: ...
 

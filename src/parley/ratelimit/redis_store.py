@@ -57,11 +57,24 @@ return 0
 
 
 class RedisLimiter(Limiter):
-    """GCRA state in Redis, through a client (and its pool) owned by someone else."""
+    """GCRA state in Redis, through a client of its own (`from_url`) or one it is given."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, owned: bool = False) -> None:
+        self._client = client
+        self._owned = owned
         self._take_script = client.register_script(TAKE_SCRIPT)
         self._give_back_script = client.register_script(GIVE_BACK_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisLimiter:
+        """A limiter with a client (and pool) of its own, closed by `close`."""
+        client = redis.from_url(url, socket_timeout=CALL_TIMEOUT_SECONDS)
+        return cls(client, owned=True)
+
+    async def close(self) -> None:
+        """Close the client, if this limiter made it."""
+        if self._owned:
+            await self._client.aclose()
 
     async def _take(self, charges: Sequence[Charge]) -> None:
         args: list[float] = []
