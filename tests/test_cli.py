@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import parley
+from tests.servers import free_port
 
 PARLEY = Path(sys.executable).parent / "parley"
 
@@ -38,13 +43,14 @@ def test_migrate_twice_succeeds_both_times(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{db}"
     first = run(tmp_path, "migrate", PARLEY_DATABASE_URL=url)
     assert first.returncode == 0, first.stderr
-    assert "newest migration" in first.stdout
+    assert "created the database tables" in first.stdout
     created = tables(db)
     assert {"alembic_version", "users", "chats", "chat_members", "messages"} <= created
     with sqlite3.connect(db) as conn:
         (version,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     second = run(tmp_path, "migrate", PARLEY_DATABASE_URL=url)
     assert second.returncode == 0, second.stderr
+    assert "already at the newest migration" in second.stdout
     assert tables(db) == created
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(version,)]
@@ -97,5 +103,130 @@ def test_no_command_is_a_usage_error(tmp_path: Path) -> None:
 def test_help_lists_the_commands(tmp_path: Path) -> None:
     result = run(tmp_path, "--help")
     assert result.returncode == 0
-    for command in ("serve", "worker", "migrate", "client"):
+    for command in ("serve", "worker", "migrate", "demo", "client"):
         assert command in result.stdout
+
+
+def test_version(tmp_path: Path) -> None:
+    result = run(tmp_path, "--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"parley {parley.__version__}"
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "migrate", "demo"])
+def test_every_option_says_what_it_does_and_its_default(tmp_path: Path, command: str) -> None:
+    result = run(tmp_path, command, "--help")
+    assert result.returncode == 0, result.stderr
+    section = result.stdout.split("options:", 1)[1]
+    for entry in re.split(r"\n  (?=-)", "\n" + section)[1:]:
+        words = " ".join(entry.split())
+        flag = words.split()[0].rstrip(",")
+        if flag == "-h":
+            continue
+        takes_a_value = words.split()[1].isupper()
+        described = words.split(maxsplit=2 if takes_a_value else 1)[-1]
+        assert len(described) > 10, (command, words)
+        if takes_a_value:
+            assert "(default:" in words, (command, words)
+
+
+def one_line_failure(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """The command exited 2 with one line on stderr, holding every one of `needles`."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def test_a_database_url_that_is_not_supported(tmp_path: Path) -> None:
+    for url in ("mysql://root@localhost/parley", "postgresql://nobody@localhost/x", "nonsense"):
+        one_line_failure(run(tmp_path, "migrate", PARLEY_DATABASE_URL=url), "PARLEY_DATABASE_URL")
+
+
+def test_a_database_that_does_not_exist_says_how_to_create_it(tmp_path: Path) -> None:
+    name = f"parley_missing_{os.getpid()}"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    line = one_line_failure(run(tmp_path, "migrate", PARLEY_DATABASE_URL=url), "does not exist")
+    assert f"createdb -h 127.0.0.1 -p 5432 -U postgres {name}" in line
+
+
+def test_postgresql_redis_or_the_broker_unreachable(tmp_path: Path) -> None:
+    dead = free_port()
+    db = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    one_line_failure(
+        run(tmp_path, "migrate", PARLEY_DATABASE_URL=f"postgresql+asyncpg://u@127.0.0.1:{dead}/x"),
+        "PARLEY_DATABASE_URL",
+        "cannot reach PostgreSQL",
+    )
+    for command in ("serve", "worker"):
+        one_line_failure(
+            run(
+                tmp_path,
+                command,
+                PARLEY_DATABASE_URL=db,
+                PARLEY_REDIS_URL=f"redis://127.0.0.1:{dead}/0",
+            ),
+            "PARLEY_REDIS_URL",
+            "cannot reach Redis",
+        )
+    one_line_failure(
+        run(
+            tmp_path,
+            "serve",
+            "--port",
+            str(free_port()),
+            PARLEY_DATABASE_URL=db,
+            PARLEY_BROKER_URL=f"amqp://guest:secret@127.0.0.1:{dead}//",
+        ),
+        "PARLEY_BROKER_URL",
+        "guest:***@",
+    )
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_named(tmp_path: Path, workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        db = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+        result = run(
+            tmp_path, "serve", "--port", str(port), "--workers", workers, PARLEY_DATABASE_URL=db
+        )
+    one_line_failure(result, f"127.0.0.1:{port}", "in use", "--port")
+
+
+def test_a_bad_setting_value_names_the_variable(tmp_path: Path) -> None:
+    one_line_failure(
+        run(tmp_path, "migrate", PARLEY_DATABASE_POOL_SIZE="many"),
+        "PARLEY_DATABASE_POOL_SIZE",
+        "'many'",
+    )
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = run(tmp_path, "--debug", "migrate", PARLEY_DATABASE_URL="mysql://x/y")
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("parley: PARLEY_DATABASE_URL")
+
+
+def test_demo_fills_an_empty_database_once(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    env = {"PARLEY_DATABASE_URL": f"sqlite+aiosqlite:///{db}"}
+    first = run(tmp_path, "demo", **env)
+    assert first.returncode == 0, first.stderr
+    assert "alice" in first.stdout
+    assert "parley-demo" in first.stdout
+    with sqlite3.connect(db) as conn:
+        users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        chats = conn.execute("SELECT type, title FROM chats ORDER BY id").fetchall()
+        messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    assert users == 4
+    assert [c[0] for c in chats] == ["direct", "group", "group"]
+    assert messages >= 10
+    again = run(tmp_path, "demo", **env)
+    one_line_failure(again, "already has 4 users", "--force")

@@ -1,23 +1,32 @@
-"""`parley serve | worker | migrate | client`."""
+"""`parley serve | worker | migrate | demo | client`, and one-line errors when they cannot start."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
+
+from parley import __version__, startup
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from parley.db.migrate import upgrade_to_head
     from parley.realtime.router import MAX_CLIENT_FRAME_BYTES
-    from parley.settings import get_settings
 
-    settings = get_settings()
-    settings.signing_key()  # generate the local secret once, before workers fork
+    settings = startup.load_settings()
+    startup.check_port(args.host, args.port)
+    if settings.redis_url:
+        startup.check_redis(settings.redis_url)
+    startup.check_broker(settings)
     if settings.auto_migrate:
-        upgrade_to_head(settings.database_url)
+        startup.migrate(settings.database_url)
+    else:
+        startup.check_database(settings.database_url)
+    settings.signing_key()  # generate the local secret once, before workers fork
     uvicorn.run(
         "parley.app:create_app",
         factory=True,
@@ -39,11 +48,28 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from parley.db.migrate import upgrade_to_head
-    from parley.settings import get_settings
+    settings = startup.load_settings()
+    print(startup.migrate(settings.database_url).describe())
+    return 0
 
-    upgrade_to_head(get_settings().database_url)
-    print("database is at the newest migration")
+
+def _demo(args: argparse.Namespace) -> int:
+    from parley import demo
+
+    settings = startup.load_settings()
+    startup.migrate(settings.database_url)
+    try:
+        with startup.database_errors(settings.database_url):
+            people = demo.run(settings.database_url, force=args.force)
+    except demo.NotEmpty as exc:
+        raise startup.StartupError(
+            f"{exc}; the demo is for an empty database (pass --force to add it anyway)"
+        ) from exc
+    names = ", ".join(p.username for p in people)
+    print(f"demo data added: users {names}, a direct chat and two groups.")
+    print(f"log in as any of them with the password {demo.PASSWORD!r}:")
+    print("  the web page:   parley serve, then open http://127.0.0.1:8000/")
+    print("  the terminal:   parley client login alice, then parley client chat")
     return 0
 
 
@@ -57,6 +83,11 @@ def _worker(args: argparse.Namespace) -> int:
 
         return check_worker(TASKS, name=args.name, timeout=args.timeout)
     prepared = prepare_metrics(args.metrics_port)
+    settings = startup.load_settings()
+    startup.check_database(settings.database_url)
+    if settings.redis_url:
+        startup.check_redis(settings.redis_url)
+    startup.check_broker(settings)
     from parley.tasks import TASKS
 
     return run_worker(
@@ -78,13 +109,34 @@ def _client(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `parley` command."""
-    parser = argparse.ArgumentParser(prog="parley", description="Parley chat server")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="parley",
+        description="Parley: a self-hostable chat server with background jobs. Settings are "
+        "PARLEY_* environment variables (or a .env file): see .env.example.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"parley {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of a failure (also with PARLEY_LOG_LEVEL=DEBUG)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="serve HTTP and WebSocket")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="server processes")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=text,
+            description=text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+
+    serve = command(
+        "serve", "serve HTTP and WebSocket (embedded mode: also runs the background jobs)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (services mode)")
     serve.add_argument(
         "--graceful-timeout",
         type=int,
@@ -93,9 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_serve)
 
-    worker = commands.add_parser("worker", help="run a background-job worker")
-    worker.add_argument("--concurrency", type=int, default=None)
-    worker.add_argument("--queues", default=None, help="comma-separated queue names")
+    worker = command("worker", "run a background-job worker (services mode)")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="processes in the pool (default: PARLEY_WORKER_CONCURRENCY)",
+    )
+    worker.add_argument(
+        "--queues",
+        default=None,
+        help="comma-separated queues to take (default: all of them: parse, previews)",
+    )
     worker.add_argument(
         "--name", default=None, help="Celery node name (default celery@HOSTNAME; %%h = host)"
     )
@@ -114,10 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=_worker)
 
-    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate = command("migrate", "apply the database migrations (twice is harmless)")
     migrate.set_defaults(func=_migrate)
 
-    client = commands.add_parser("client", help="terminal client", add_help=False)
+    demo = command("demo", "fill an empty database with demo users, chats and messages")
+    demo.add_argument(
+        "--force", action="store_true", help="add the demo even if the database has users"
+    )
+    demo.set_defaults(func=_demo)
+
+    client = commands.add_parser(
+        "client", help="the terminal client (parley client --help)", add_help=False
+    )
     client.add_argument("client_args", nargs=argparse.REMAINDER)
     client.set_defaults(func=_client)
     return parser
@@ -125,8 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `parley` console script."""
-    from parley.settings import UnsafeSettingsError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["client"]:
         # The client parses its own options (argparse's REMAINDER refuses a leading option).
@@ -134,9 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return client_main(argv[1:])
     args = build_parser().parse_args(argv)
+    # Warnings (a generated development secret, say) as one line each, like our errors.
+    warnings.formatwarning = lambda message, *_, **__: f"parley: {message}\n"
+    debug = args.debug or os.environ.get("PARLEY_LOG_LEVEL", "").upper() == "DEBUG"
     try:
         return int(args.func(args))
-    except UnsafeSettingsError as exc:
+    except startup.StartupError as exc:
+        if debug:
+            traceback.print_exc()
         print(f"parley: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -27,3 +27,23 @@ def upgrade_to_head(database_url: str) -> None:
 async def upgrade_to_head_async(database_url: str) -> None:
     """`upgrade_to_head` from inside a running event loop (Alembic's env runs its own)."""
     await asyncio.to_thread(upgrade_to_head, database_url)
+
+
+def current_revision(database_url: str) -> str | None:
+    """The migration the database is at; None for a database without Parley's tables."""
+    return asyncio.run(_current_revision(database_url))
+
+
+async def _current_revision(database_url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    from parley.db.engine import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
