@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.client.harness import PASSWORD, ClientUser, unique
-from tests.servers import ServerProcess, free_port
+from tests.client.harness import PASSWORD, ClientUser, Deployment, unique
+from tests.servers import free_port
 
 pytestmark = pytest.mark.timeout(300)  # the first test also waits for the server to start
 
@@ -202,7 +202,7 @@ def test_errors_are_one_line_with_a_nonzero_exit(
 
 
 def test_a_rejected_access_token_is_refreshed_and_the_new_pair_stored(
-    alice: ClientUser, client_server: ServerProcess
+    alice: ClientUser, client_server: Deployment
 ) -> None:
     data = json.loads(alice.config.read_text())
     old_refresh = data["sessions"][alice.server]["refreshToken"]
@@ -217,7 +217,10 @@ def test_a_rejected_access_token_is_refreshed_and_the_new_pair_stored(
     reuse = httpx.post(
         f"{client_server.http}/api/v1/auth/refresh", json={"refreshToken": old_refresh}, timeout=30
     )
-    assert reuse.status_code == 401, "rotation killed the old refresh token"
+    # Within the server's reuse interval the old token gets the same successor (two
+    # clients refreshing at once), never a second, diverging pair.
+    assert reuse.status_code == 200, reuse.text
+    assert reuse.json()["refresh_token"] == session["refreshToken"]
     assert alice.username in alice.run("whoami").stdout
 
 
@@ -229,7 +232,7 @@ def test_a_dead_session_asks_to_log_in_again(alice: ClientUser) -> None:
     assert alice.server not in json.loads(alice.config.read_text())["sessions"]
 
 
-def test_logout_revokes_the_refresh_token(alice: ClientUser, client_server: ServerProcess) -> None:
+def test_logout_revokes_the_refresh_token(alice: ClientUser, client_server: Deployment) -> None:
     refresh_token = config_of(alice)["refreshToken"]
     assert "logged out" in alice.run("logout").stdout
     one_line_error(alice.run("whoami", check=False), "parley: 401 not logged in")
