@@ -236,9 +236,8 @@ class ClientUser:
         )
 
     def sign_up(self) -> None:
-        """Register and log in through the client."""
+        """Register through the client (which logs in too)."""
         self.run("register", self.username, "--password-stdin", stdin=PASSWORD + "\n")
-        self.run("login", self.username, "--password-stdin", stdin=PASSWORD + "\n")
 
 
 class Lines:

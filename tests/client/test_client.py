@@ -51,7 +51,11 @@ def test_register_login_whoami(make_user: Callable[[str], ClientUser]) -> None:
         stdin=PASSWORD + "\n",
     )
     assert f"registered {user.username}" in out.stdout
-    assert not user.config.exists(), "registering does not log in"
+    assert f"logged in on {user.server}" in out.stdout
+    assert stat.S_IMODE(user.config.stat().st_mode) == 0o600
+    assert config_of(user)["username"] == user.username
+    assert user.username in user.run("whoami").stdout, "registering logs in"
+    user.run("logout")
 
     taken = user.run(
         "register", user.username, "--password-stdin", stdin=PASSWORD + "\n", check=False
@@ -67,8 +71,6 @@ def test_register_login_whoami(make_user: Callable[[str], ClientUser]) -> None:
 
     login = user.run("login", user.username, "--password-stdin", stdin=PASSWORD + "\n")
     assert f"logged in as {user.username}" in login.stdout
-    assert stat.S_IMODE(user.config.stat().st_mode) == 0o600
-    assert config_of(user)["username"] == user.username
 
     who = user.run("whoami")
     assert user.username in who.stdout
@@ -153,6 +155,49 @@ def test_group_chat_with_members(
     shown = bob.run("chat", "show", str(chat["id"])).stdout
     assert "Team room" in shown
     assert f"{alice.username} " in shown
+
+
+def test_edit_and_delete_messages(alice: ClientUser, bob: ClientUser) -> None:
+    chat_id = str(as_json(alice.run("chat", "create", "--direct", bob.username, "--json"))["id"])
+    mine = as_json(alice.run("send", chat_id, "frist", "--json"))
+    theirs = as_json(bob.run("send", chat_id, "from bob", "--json"))
+
+    edited = alice.run("edit", str(mine["id"]), "first")
+    assert edited.stdout.strip() == f"edited #{mine['id']} in chat {chat_id}"
+    assert "first (edited)" in bob.run("history", chat_id).stdout
+    one_line_error(alice.run("edit", str(theirs["id"]), "mine now", check=False), "parley: 403 ")
+
+    one_line_error(bob.run("delete", str(mine["id"]), check=False), "parley: 403 ")
+    deleted = as_json(alice.run("delete", str(mine["id"]), "--json"))
+    assert deleted == {"id": mine["id"], "deleted": True}
+    history = as_json(bob.run("history", chat_id, "--json"))
+    assert [m["id"] for m in history["items"]] == [theirs["id"]]
+    one_line_error(alice.run("delete", str(mine["id"]), check=False), "parley: 404 ")
+
+
+def test_add_member_to_a_group(
+    alice: ClientUser, bob: ClientUser, make_user: Callable[[str], ClientUser]
+) -> None:
+    carol = make_user("carol")
+    carol.sign_up()
+    group = as_json(
+        alice.run("chat", "create", "--group", "Crew", "--member", bob.username, "--json")
+    )
+    added = bob.run("add-member", str(group["id"]), carol.username)
+    assert added.stdout.strip() == f"added {carol.username} to chat {group['id']}: Crew"
+    assert "Crew" in carol.run("chats").stdout
+
+    one_line_error(
+        bob.run("add-member", str(group["id"]), carol.username, check=False), "parley: 409 "
+    )
+    one_line_error(
+        bob.run("add-member", str(group["id"]), unique("nobody"), check=False),
+        "parley: no user named",
+    )
+    direct = as_json(alice.run("chat", "create", "--direct", bob.username, "--json"))
+    one_line_error(
+        alice.run("add-member", str(direct["id"]), carol.username, check=False), "parley: 400 "
+    )
 
 
 def test_send_retry_with_the_same_client_id_is_not_duplicated(

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = command("register", commands.register, "create an account")
+    p = command("register", commands.register, "create an account and log in")
     p.add_argument("username")
     p.add_argument("--display-name")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -86,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("chat_id", metavar="CHAT_ID")
     p.add_argument("text", metavar="TEXT")
     p.add_argument("--client-id", help="idempotency key (default: a fresh random one)")
+
+    p = command("edit", commands.edit, "change the text of one of your messages")
+    p.add_argument("message_id", metavar="MESSAGE_ID")
+    p.add_argument("text", metavar="TEXT")
+
+    p = command("delete", commands.delete, "delete a message (yours, or any in a chat you own)")
+    p.add_argument("message_id", metavar="MESSAGE_ID")
+
+    p = command("add-member", commands.add_member, "add someone to a group chat")
+    p.add_argument("chat_id", metavar="CHAT_ID")
+    p.add_argument("username", metavar="USER")
 
     p = command("history", commands.history, "show a chat's recent messages")
     p.add_argument("chat_id", metavar="CHAT_ID")
