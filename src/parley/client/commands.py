@@ -281,6 +281,17 @@ def read(ctx: Context) -> int:
     return 0
 
 
+def chat_interactive(ctx: Context) -> int:
+    """The interactive session: pick a chat, read, type; live events above the prompt."""
+    from parley.client.chat.app import chat, needs_terminal  # prompt_toolkit loads only here
+
+    problem = needs_terminal()
+    if problem is not None:
+        raise CommandError(problem)
+    ctx.api.access_token()  # fail at once, with the usual message, when not logged in
+    return chat(ctx.api, join=ctx.args.join)
+
+
 def watch_events(ctx: Context) -> int:
     """Print live events until interrupted."""
     ctx.api.access_token()  # fail at once, with the usual message, when not logged in

@@ -67,8 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("chats", commands.chats, "list your chats with unread counts")
     p.add_argument("--limit", type=int, default=50)
 
-    chat = sub.add_parser("chat", help="create or show a chat")
-    chat_sub = chat.add_subparsers(dest="chat_command", required=True, metavar="ACTION")
+    chat = sub.add_parser(
+        "chat",
+        parents=[common],
+        help="the interactive session (or: chat create, chat show)",
+        description="Without an action: an interactive session where live events print "
+        "above the line being typed (/help inside lists its commands).",
+    )
+    chat.set_defaults(func=commands.chat_interactive)
+    chat.add_argument("--join", metavar="CHAT", help="open this chat (id, name or username)")
+    chat_sub = chat.add_subparsers(dest="chat_command", required=False, metavar="[ACTION]")
     p = chat_sub.add_parser("create", parents=[common], help="create a direct or group chat")
     p.set_defaults(func=commands.chat_create)
     kind = p.add_mutually_exclusive_group(required=True)
