@@ -1,4 +1,5 @@
-"""One embedded `parley serve` for the client tests, and users driving the real client."""
+"""One `parley serve` (in the suite's mode) for the client tests, and users driving the real
+client against it."""
 
 from __future__ import annotations
 
@@ -7,20 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.harness import ClientUser, start_embedded_server, unique
-from tests.servers import ServerProcess
+from tests.client.harness import ClientUser, Deployment, deployment, unique
 
 
-@pytest.fixture(scope="session")
-def client_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A real server process (embedded mode, its own SQLite file) shared by the client tests."""
-    server = start_embedded_server(tmp_path_factory.mktemp("client-server"))
-    yield server
-    server.stop()
+@pytest.fixture(scope="package")
+def client_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A real server (and its job worker in services mode) shared by the client tests."""
+    with deployment(tmp_path_factory.mktemp("client-server")) as running:
+        yield running
 
 
 @pytest.fixture
-def make_user(client_server: ServerProcess, tmp_path: Path) -> Callable[[str], ClientUser]:
+def make_user(client_server: Deployment, tmp_path: Path) -> Callable[[str], ClientUser]:
     """A factory of client users, each with a unique name and their own config file."""
 
     def make(prefix: str) -> ClientUser:

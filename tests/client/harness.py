@@ -1,8 +1,9 @@
-"""A real `parley serve` in embedded mode, the real `parley client` as a subprocess, and a
-TCP relay that can cut connections (to make `watch` reconnect)."""
+"""A real `parley serve` (in the suite's mode), the real `parley client` as a subprocess, and
+a TCP relay that can cut connections (to make `watch` and `chat` reconnect)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
@@ -20,8 +21,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.servers import ServerProcess, free_port, wait_until_live
+from tests.conftest import MODE, PG_ADMIN_URL, REDIS_URL
+from tests.servers import ServerProcess, free_port, start_server, wait_until_live
 
 SECRET = "client-test-secret-key-0123456789-abcdefghij"
 PASSWORD = "correct horse battery"
@@ -58,6 +63,122 @@ def start_embedded_server(workdir: Path, **extra_env: str) -> ServerProcess:
         server.stop(signal.SIGKILL)
         raise
     return server
+
+
+async def _admin(statement: str) -> None:
+    engine = create_async_engine(f"{PG_ADMIN_URL}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+class Deployment:
+    """`parley serve` in the suite's mode, which a test may kill and start again.
+
+    Embedded: one process on a SQLite file (its job worker inside). Services: the server on
+    a fresh PostgreSQL database and the suite's Redis, and a `parley worker` for its jobs
+    (on queues no other run shares). `joining` another deployment in services mode makes
+    this one a second server process of it (its database, Redis and worker), which is the
+    only safe way to share one Redis database: two databases would number their users and
+    outbox rows alike, and Redis keys are named after those numbers.
+    """
+
+    def __init__(
+        self, workdir: Path, *, joining: Deployment | None = None, **extra_env: str
+    ) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.database = f"parley_client_{uuid.uuid4().hex[:12]}"
+        self.owns_database = joining is None or MODE != "services"
+        env = {
+            "PARLEY_ENV": "test",
+            "PARLEY_SECRET_KEY": SECRET,
+            "PARLEY_FETCH_ALLOW_PRIVATE": "true",
+            "PARLEY_LOG_LEVEL": "WARNING",
+            "PARLEY_LOG_FORMAT": "json",
+            "PARLEY_JOB_QUEUE_PREFIX": f"c{uuid.uuid4().hex[:10]}.",
+        }
+        if joining is not None:
+            env = dict(joining.env)
+        if MODE != "services":
+            env["PARLEY_DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'parley.db'}"
+        elif self.owns_database:
+            env["PARLEY_DATABASE_URL"] = f"{PG_ADMIN_URL}/{self.database}"
+            env["PARLEY_REDIS_URL"] = REDIS_URL
+        env.update(extra_env)
+        self.env = env
+        self.server: ServerProcess | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Create the database (services), start the server, then the worker."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        services = MODE == "services" and self.owns_database
+        if services:
+            # Whatever an earlier run left in the suite's Redis database names rows of
+            # another database: a fresh one starts from an empty Redis database too.
+            with redis.Redis.from_url(REDIS_URL) as client:
+                client.flushdb()
+            asyncio.run(_admin(f'CREATE DATABASE "{self.database}"'))
+        self.start_server()  # it migrates the database before the worker connects to it
+        if services:
+            self.worker = self._start_worker()
+
+    def start_server(self) -> None:
+        """Start `parley serve` on this deployment's port and wait until it is live."""
+        self.server = start_server(self.env, self.workdir, port=self.port)
+
+    def kill_server(self) -> None:
+        """SIGKILL the server, as a crash would."""
+        if self.server is not None:
+            self.server.stop(signal.SIGKILL)
+
+    def _start_worker(self) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+        env.update(self.env)
+        with (self.workdir / "worker.log").open("ab") as log_file:
+            return subprocess.Popen(
+                [sys.executable, "-m", "parley.cli", "worker", "--concurrency", "1"],
+                cwd=self.workdir,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # the worker and its pool are stopped together
+            )
+
+    def stop(self) -> None:
+        """Stop the worker and the server, and drop the database (services)."""
+        if self.worker is not None and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGTERM)
+            try:
+                self.worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.worker.pid, signal.SIGKILL)
+                self.worker.wait(10)
+        if self.server is not None:
+            self.server.stop()
+        if MODE == "services" and self.owns_database:
+            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def deployment(
+    workdir: Path, *, joining: Deployment | None = None, **extra_env: str
+) -> Iterator[Deployment]:
+    """A started Deployment, stopped (and its database dropped) afterwards."""
+    running = Deployment(workdir, joining=joining, **extra_env)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
 
 
 def unique(prefix: str) -> str:
@@ -115,9 +236,8 @@ class ClientUser:
         )
 
     def sign_up(self) -> None:
-        """Register and log in through the client."""
+        """Register through the client (which logs in too)."""
         self.run("register", self.username, "--password-stdin", stdin=PASSWORD + "\n")
-        self.run("login", self.username, "--password-stdin", stdin=PASSWORD + "\n")
 
 
 class Lines:
@@ -292,3 +412,47 @@ class Relay:
         self.cut()
         self._listener.close()
         self._thread.join(5)
+
+
+class RestUser:
+    """Someone on the other end, using the plain REST API (and a WebSocket) directly.
+
+    Logs in again whenever the server refuses the access token, so that a short access
+    token lifetime on the test server does not get in the way.
+    """
+
+    def __init__(self, server: str, username: str) -> None:
+        self.server = server
+        self.username = username
+        self.user = rest_register(server, username)
+        self.id: int = self.user["id"]
+        self._headers = rest_login(server, username)
+
+    @property
+    def token(self) -> str:
+        """A current access token."""
+        return self._headers["Authorization"].removeprefix("Bearer ")
+
+    def call(self, method: str, path: str, json: Any = None, *, status: int = 200) -> Any:
+        """`method path` with a JSON body; the decoded answer, which must have `status`."""
+        for _ in range(2):
+            resp = httpx.request(
+                method, f"{self.server}/api/v1{path}", json=json, headers=self._headers, timeout=30
+            )
+            if resp.status_code != 401:
+                break
+            self._headers = rest_login(self.server, self.username)
+        assert resp.status_code == status, (method, path, resp.status_code, resp.text)
+        return resp.json() if resp.content else None
+
+    def post(self, chat_id: int, text: str) -> dict[str, Any]:
+        """Send a message; the Message."""
+        message: dict[str, Any] = self.call(
+            "POST", f"/chats/{chat_id}/messages", {"text": text}, status=201
+        )
+        return message
+
+    def websocket_url(self) -> str:
+        """The WebSocket URL with a fresh token."""
+        self._headers = rest_login(self.server, self.username)
+        return self.server.replace("http://", "ws://") + f"/api/v1/ws?token={self.token}"

@@ -14,7 +14,7 @@ from parley.client import config as cfg
 from parley.client.api import error_detail
 from parley.client.main import build_parser
 from parley.client.output import event_line, message_line
-from parley.client.watch import ws_url
+from parley.client.stream import ws_url
 
 TS = "2025-01-02T03:04:05+00:00"
 
@@ -58,7 +58,7 @@ def names(chat_id: Any, user_id: Any) -> str:
             "chat 4: bob read up to #9",
         ),
         ({"type": "typing", "data": {"chatId": 4, "userId": 1}}, "chat 4: alice is typing"),
-        ({"type": "presence", "data": {"userId": 2, "status": "online"}}, "user 2 is online"),
+        ({"type": "presence", "data": {"userId": 2, "status": "online"}}, "bob is online"),
         (
             {
                 "type": "job.updated",
@@ -78,8 +78,19 @@ def test_every_event_is_one_line(frame: dict[str, Any], expected: str) -> None:
     assert "\n" not in line
 
 
-def test_pong_prints_nothing() -> None:
+def test_a_logged_event_line_ends_with_its_id() -> None:
+    frame = {"id": "1700000000000-3", "type": "message.deleted", "ts": TS, "data": {"id": 7}}
+    line = event_line(frame, names)
+    assert line is not None
+    assert line.endswith("#7 deleted  [1700000000000-3]")
+    typing = event_line({"type": "typing", "ts": TS, "data": {"chatId": 4, "userId": 1}}, names)
+    assert typing is not None
+    assert not typing.endswith("]"), "ephemeral events have no id"
+
+
+def test_pong_and_ready_print_nothing() -> None:
     assert event_line({"type": "pong"}, names) is None
+    assert event_line({"type": "ready", "data": {"lastEventId": "1-0"}}, names) is None
 
 
 def test_message_line_shows_ready_previews_and_edits() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
-from tests.client.harness import PASSWORD, ClientUser, Relay, background, rest_login
-from tests.servers import ServerProcess
+from tests.client.harness import PASSWORD, ClientUser, Deployment, Relay, background, rest_login
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -37,17 +37,23 @@ def post(server: str, headers: dict[str, str], chat_id: int, text: str) -> dict[
 
 
 def test_watch_prints_each_event_as_one_line_and_stops_cleanly(
-    alice: ClientUser, bob: ClientUser, client_server: ServerProcess
+    alice: ClientUser, bob: ClientUser, client_server: Deployment
 ) -> None:
     chat_id = direct_chat(alice, bob)
     alice_rest = rest_login(client_server.http, alice.username)
     watcher = bob.start("watch")
     with background(watcher) as (out, err):
         err.wait_for(lambda line: line == "parley: connected")
+        err.wait_for(lambda line: line.startswith("parley: live after event "))
         post(client_server.http, alice_rest, chat_id, "hello watcher\nsecond line")
         line = out.wait_for(lambda line: "hello watcher" in line)
         assert f"chat {chat_id} " in line
         assert f"{alice.username}: hello watcher\\nsecond line" in line, "one line per event"
+        first_id = event_id_of(line)
+
+        post(client_server.http, alice_rest, chat_id, "and another")
+        second_id = event_id_of(out.wait_for(lambda line: "and another" in line))
+        assert second_id != first_id
 
         bob.run("read", str(chat_id), line.split("#")[1].split()[0])
         out.wait_for(lambda line: f"{bob.username} read up to" in line)
@@ -56,9 +62,40 @@ def test_watch_prints_each_event_as_one_line_and_stops_cleanly(
         assert watcher.wait(30) == 0, "Ctrl-C is the normal way to stop"
     assert not any("Traceback" in line for line in err.seen)
 
+    resumed = bob.start("watch", "--since", first_id)
+    with background(resumed) as (out, err):
+        err.wait_for(lambda line: line == f"parley: connected (resuming after {first_id})")
+        replayed = out.wait_for(lambda line: "#" in line)
+        assert "and another" in replayed, "the id printed is the one --since takes"
+        assert event_id_of(replayed) == second_id
+
+
+def event_id_of(line: str) -> str:
+    """The event id at the end of a human `watch` line (`... [<id>]`)."""
+    assert line.endswith("]"), line
+    return line.rsplit("[", 1)[1].removesuffix("]")
+
+
+def test_watch_names_presence_and_hides_a_quick_reconnect(
+    alice: ClientUser, bob: ClientUser, client_server: Deployment
+) -> None:
+    direct_chat(alice, bob)
+    token = rest_login(client_server.http, alice.username)["Authorization"].split()[1]
+    alice_ws = f"ws://127.0.0.1:{client_server.port}/api/v1/ws?token={token}"
+    watcher = bob.start("watch")
+    with background(watcher) as (out, err):
+        err.wait_for(lambda line: line.startswith("parley: live after event "))
+        with connect(alice_ws):
+            out.wait_for(lambda line: line.endswith(f" {alice.username} is online"))
+        with connect(alice_ws):  # back within a moment: no offline/online pair
+            pass
+        out.wait_for(lambda line: line.endswith(f" {alice.username} is offline"))
+    presence = [line.split(maxsplit=1)[1] for line in out.seen if "is o" in line]
+    assert presence == [f"{alice.username} is online", f"{alice.username} is offline"]
+
 
 def test_watch_json_frames_and_resume_after_an_event_id(
-    alice: ClientUser, bob: ClientUser, client_server: ServerProcess
+    alice: ClientUser, bob: ClientUser, client_server: Deployment
 ) -> None:
     chat_id = direct_chat(alice, bob)
     alice_rest = rest_login(client_server.http, alice.username)
@@ -95,7 +132,7 @@ def test_watch_reports_resync_when_the_id_is_too_old(bob: ClientUser) -> None:
 
 
 def test_watch_reconnects_and_resumes_after_a_dropped_connection(
-    alice: ClientUser, bob: ClientUser, client_server: ServerProcess
+    alice: ClientUser, bob: ClientUser, client_server: Deployment
 ) -> None:
     chat_id = direct_chat(alice, bob)
     alice_rest = rest_login(client_server.http, alice.username)
@@ -133,7 +170,7 @@ def test_watch_needs_a_login(make_user: Callable[[str], ClientUser]) -> None:
 
 
 def test_watch_renews_a_rejected_access_token(
-    alice: ClientUser, bob: ClientUser, client_server: ServerProcess
+    alice: ClientUser, bob: ClientUser, client_server: Deployment
 ) -> None:
     chat_id = direct_chat(alice, bob)
     data = json.loads(bob.config.read_text())

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from parley.client import config as cfg
 from parley.client.api import Api, ApiError
-from parley.client.output import Printer, chat_name, message_line, one_line
+from parley.client.output import Printer, chat_name, chat_rows, message_line, one_line
 from parley.client.watch import watch
 
 FINAL_JOB_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
@@ -77,18 +77,16 @@ def _names(chat: Mapping[str, Any]) -> dict[Any, str]:
 
 
 def register(ctx: Context) -> int:
-    """Create an account."""
-    body: dict[str, Any] = {
-        "username": ctx.args.username,
-        "password": read_password(ctx.args, confirm=True),
-    }
+    """Create an account and log in to it."""
+    password = read_password(ctx.args, confirm=True)
+    body: dict[str, Any] = {"username": ctx.args.username, "password": password}
     if ctx.args.display_name:
         body["displayName"] = ctx.args.display_name
     user = ctx.api.request("POST", "/auth/register", json=body, auth=False)
+    username = str(user["username"])
+    _log_in(ctx.api, username, {"username": username, "password": password})
     ctx.out.result(
-        user,
-        f"registered {user['username']} (id {user['id']}); "
-        f"log in with: parley client login {user['username']}",
+        user, f"registered {user['username']} (id {user['id']}), logged in on {ctx.api.server}"
     )
     return 0
 
@@ -99,22 +97,27 @@ def login(ctx: Context) -> int:
     if ctx.args.otp:
         form["otp"] = ctx.args.otp
     try:
-        tokens = ctx.api.request("POST", "/auth/token", data=form, auth=False)
+        _log_in(ctx.api, ctx.args.username, form)
     except ApiError as exc:
         if not (exc.status == 401 and exc.detail == "otp_required" and sys.stdin.isatty()):
             raise
         form["otp"] = input("One-time code: ").strip()
-        tokens = ctx.api.request("POST", "/auth/token", data=form, auth=False)
-    ctx.api.store_session(
+        _log_in(ctx.api, ctx.args.username, form)
+    me = ctx.api.get("/users/me")
+    ctx.out.result(me, f"logged in as {me['username']} on {ctx.api.server}")
+    return 0
+
+
+def _log_in(api: Api, username: str, form: Mapping[str, str]) -> None:
+    """Trade a password (and one-time code) for a token pair, and store it."""
+    tokens = api.request("POST", "/auth/token", data=form, auth=False)
+    api.store_session(
         cfg.Session(
-            username=ctx.args.username.lower(),
+            username=username.lower(),
             access_token=str(tokens["access_token"]),
             refresh_token=str(tokens["refresh_token"]),
         )
     )
-    me = ctx.api.get("/users/me")
-    ctx.out.result(me, f"logged in as {me['username']} on {ctx.api.server}")
-    return 0
 
 
 def logout(ctx: Context) -> int:
@@ -167,17 +170,8 @@ def chats(ctx: Context) -> int:
     if not page["items"]:
         ctx.out.line("no chats yet")
         return 0
-    ctx.out.line(f"{'ID':>6}  {'TYPE':<6}  {'UNREAD':>6}  CHAT")
-    for chat in page["items"]:
-        line = (
-            f"{chat['id']:>6}  {chat['type']:<6}  {chat['unreadCount']:>6}  "
-            f"{one_line(chat_name(chat, me), 40)}"
-        )
-        last = chat.get("lastMessage")
-        if last:
-            author = _names(chat).get(last.get("authorId"), "?")
-            line += f"  — {author}: {one_line(str(last.get('text', '')), 50)}"
-        ctx.out.line(line)
+    for row in chat_rows(page["items"], me):
+        ctx.out.line(row)
     return 0
 
 
@@ -212,6 +206,15 @@ def chat_show(ctx: Context) -> int:
     return 0
 
 
+def add_member(ctx: Context) -> int:
+    """Add USER to a group chat (any member may)."""
+    user = find_user(ctx.api, ctx.args.username)
+    chat = ctx.api.post(f"/chats/{segment(ctx.args.chat_id)}/members", {"userId": user["id"]})
+    me = ctx.api.session.username if ctx.api.session else None
+    ctx.out.result(chat, f"added {user['username']} to chat {chat['id']}: {chat_name(chat, me)}")
+    return 0
+
+
 # -- messages ----------------------------------------------------------------------------
 
 
@@ -223,6 +226,24 @@ def send(ctx: Context) -> int:
     status, message = ctx.api.call("POST", path, json=body, idempotent=True)
     note = " (already sent earlier)" if status == 200 else ""
     ctx.out.result(message, f"sent #{message['id']} to chat {message['chatId']}{note}")
+    return 0
+
+
+def edit(ctx: Context) -> int:
+    """Change the text of one of your messages."""
+    message = ctx.api.request(
+        "PATCH", f"/messages/{segment(ctx.args.message_id)}", json={"text": ctx.args.text}
+    )
+    ctx.out.result(message, f"edited #{message['id']} in chat {message['chatId']}")
+    return 0
+
+
+def delete(ctx: Context) -> int:
+    """Delete a message (yours, or any in a chat you own)."""
+    ctx.api.request("DELETE", f"/messages/{segment(ctx.args.message_id)}")
+    ctx.out.result(
+        {"id": json_id(ctx.args.message_id), "deleted": True}, f"deleted #{ctx.args.message_id}"
+    )
     return 0
 
 
@@ -258,6 +279,17 @@ def read(ctx: Context) -> int:
         f"chat {ctx.args.chat_id} read up to #{ctx.args.message_id}",
     )
     return 0
+
+
+def chat_interactive(ctx: Context) -> int:
+    """The interactive session: pick a chat, read, type; live events above the prompt."""
+    from parley.client.chat.app import chat, needs_terminal  # prompt_toolkit loads only here
+
+    problem = needs_terminal()
+    if problem is not None:
+        raise CommandError(problem)
+    ctx.api.access_token()  # fail at once, with the usual message, when not logged in
+    return chat(ctx.api, join=ctx.args.join)
 
 
 def watch_events(ctx: Context) -> int:

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = command("register", commands.register, "create an account")
+    p = command("register", commands.register, "create an account and log in")
     p.add_argument("username")
     p.add_argument("--display-name")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -67,8 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("chats", commands.chats, "list your chats with unread counts")
     p.add_argument("--limit", type=int, default=50)
 
-    chat = sub.add_parser("chat", help="create or show a chat")
-    chat_sub = chat.add_subparsers(dest="chat_command", required=True, metavar="ACTION")
+    chat = sub.add_parser(
+        "chat",
+        parents=[common],
+        help="the interactive session (or: chat create, chat show)",
+        description="Without an action: an interactive session where live events print "
+        "above the line being typed (/help inside lists its commands).",
+    )
+    chat.set_defaults(func=commands.chat_interactive)
+    chat.add_argument("--join", metavar="CHAT", help="open this chat (id, name or username)")
+    chat_sub = chat.add_subparsers(dest="chat_command", required=False, metavar="[ACTION]")
     p = chat_sub.add_parser("create", parents=[common], help="create a direct or group chat")
     p.set_defaults(func=commands.chat_create)
     kind = p.add_mutually_exclusive_group(required=True)
@@ -86,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("chat_id", metavar="CHAT_ID")
     p.add_argument("text", metavar="TEXT")
     p.add_argument("--client-id", help="idempotency key (default: a fresh random one)")
+
+    p = command("edit", commands.edit, "change the text of one of your messages")
+    p.add_argument("message_id", metavar="MESSAGE_ID")
+    p.add_argument("text", metavar="TEXT")
+
+    p = command("delete", commands.delete, "delete a message (yours, or any in a chat you own)")
+    p.add_argument("message_id", metavar="MESSAGE_ID")
+
+    p = command("add-member", commands.add_member, "add someone to a group chat")
+    p.add_argument("chat_id", metavar="CHAT_ID")
+    p.add_argument("username", metavar="USER")
 
     p = command("history", commands.history, "show a chat's recent messages")
     p.add_argument("chat_id", metavar="CHAT_ID")

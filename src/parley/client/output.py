@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -97,8 +97,17 @@ def message_line(message: Mapping[str, Any], author: str) -> str:
 def event_line(frame: Mapping[str, Any], names: NameLookup) -> str | None:
     """One WebSocket event as one human line; None for frames not worth a line (pong).
 
-    `names(chat_id, user_id)` turns a user id into a name.
+    `names(chat_id, user_id)` turns a user id into a name. A logged event's line ends with
+    its id in brackets: the position `watch --since` resumes after.
     """
+    line = _event_text(frame, names)
+    event_id = frame.get("id")
+    if line is not None and isinstance(event_id, str):
+        line += f"  [{event_id}]"
+    return line
+
+
+def _event_text(frame: Mapping[str, Any], names: NameLookup) -> str | None:
     kind = frame.get("type")
     data = frame.get("data")
     d: Mapping[str, Any] = data if isinstance(data, dict) else {}
@@ -110,10 +119,7 @@ def event_line(frame: Mapping[str, Any], names: NameLookup) -> str | None:
         return f"{at} chat {chat} #{d.get('id')} {author}: {text}"
     if kind == "message.updated":
         parts = [f"{at} chat {chat} #{d.get('id')} updated: {one_line(str(d.get('text', '')))}"]
-        for preview in d.get("previews") or []:
-            if isinstance(preview, dict) and preview.get("status") != "pending":
-                label = preview.get("title") or preview.get("status")
-                parts.append(f"[{preview.get('url')}: {one_line(str(label), 80)}]")
+        parts.extend(f"[{label}]" for label in preview_labels(d))
         return " ".join(parts)
     if kind == "message.deleted":
         return f"{at} chat {chat} #{d.get('id')} deleted"
@@ -129,17 +135,48 @@ def event_line(frame: Mapping[str, Any], names: NameLookup) -> str | None:
     if kind == "typing":
         return f"{at} chat {chat}: {names(chat, d.get('userId'))} is typing"
     if kind == "presence":
-        return f"{at} user {d.get('userId')} is {d.get('status')}"
+        return f"{at} {names(None, d.get('userId'))} is {d.get('status')}"
     if kind == "job.updated":
-        error = f" ({one_line(str(d['error']), 80)})" if d.get("error") else ""
-        return (
-            f"{at} job {d.get('id')} {d.get('status')} {d.get('progress', 0)}% "
-            f"{d.get('url')}{error}"
-        )
+        return f"{at} {job_line(d)}"
     if kind == "resync.required":
         return f"{at} resync required: some events were missed; refetch with `chats`/`history`"
-    if kind == "pong":
+    if kind in ("pong", "ready"):
         return None
     if kind == "error":
         return f"{at} server: {one_line(str(frame.get('detail', 'error')))}"
     return f"{at} {kind} {json.dumps(d, ensure_ascii=False, separators=(',', ':'))}"
+
+
+def preview_labels(message: Mapping[str, Any]) -> list[str]:
+    """`url: title` (or `url: failed`) for each preview of a message that is no longer pending."""
+    labels = []
+    for preview in message.get("previews") or []:
+        if isinstance(preview, dict) and preview.get("status") != "pending":
+            label = preview.get("title") or preview.get("status")
+            labels.append(f"{preview.get('url')}: {one_line(str(label), 80)}")
+    return labels
+
+
+def job_line(job: Mapping[str, Any]) -> str:
+    """A parse job's state on one line: `job 5 running 40% URL (error)`."""
+    error = f" ({one_line(str(job['error']), 80)})" if job.get("error") else ""
+    return (
+        f"job {job.get('id')} {job.get('status')} {job.get('progress', 0)}% {job.get('url')}{error}"
+    )
+
+
+def chat_rows(chats: Iterable[Mapping[str, Any]], me: str | None) -> list[str]:
+    """The `chats` table: id, type, unread count, name and the last message."""
+    rows = [f"{'ID':>6}  {'TYPE':<6}  {'UNREAD':>6}  CHAT"]
+    for chat in chats:
+        line = (
+            f"{chat.get('id')!s:>6}  {chat.get('type')!s:<6}  {chat.get('unreadCount', 0)!s:>6}  "
+            f"{one_line(chat_name(chat, me), 40)}"
+        )
+        last = chat.get("lastMessage")
+        if isinstance(last, dict):
+            names = {m.get("userId"): m.get("username") for m in chat.get("members") or []}
+            author = names.get(last.get("authorId"), "?")
+            line += f"  — {author}: {one_line(str(last.get('text', '')), 50)}"
+        rows.append(line)
+    return rows

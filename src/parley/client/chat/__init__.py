@@ -1,0 +1,1 @@
+"""`parley client chat`: the interactive session (prompt_toolkit)."""
