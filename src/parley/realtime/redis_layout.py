@@ -81,6 +81,10 @@ class RedisLayout:
         """Present as long as the partition's data was never lost."""
         return f"{self._tag(partition)}:epoch"
 
+    def server(self, partition: int) -> str:
+        """The server (its run id) on which the relay last confirmed the partition's log."""
+        return f"{self._tag(partition)}:server"
+
     def send_claim(self, key: str) -> str:
         """The claim on sending one job row to the broker."""
         return f"{self._tag(0)}:send:{key}"
