@@ -3,8 +3,12 @@
 Appending is one Lua script per outbox row and partition (see `redis_layout`): it adds the
 event to each recipient's stream and publishes one fan-out message on the partition's
 channel, atomically, and only once per row (a marker key), so a retry or a second relay
-never logs an event twice. Every process holds one pub/sub connection subscribed to every
-partition's channel (`redis_reader`), and picks out the recipients it has sockets for.
+never logs an event twice. Every process subscribes to every partition's channel
+(`redis_reader`), and picks out the recipients it has sockets for.
+
+On one Redis there is one partition and one pub/sub connection per process. On a Redis
+Cluster (`cluster=True`) users spread over many partitions, hence over the masters; the
+channels are sharded (`SPUBLISH`), and a process holds one pub/sub connection per master.
 
 A partition found on another server than the one the relay last confirmed it on (Redis
 restarted, or a replica took over in a failover: either may have lost the newest writes)
@@ -21,11 +25,9 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import redis.asyncio as redis
 import structlog
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from parley.ops.metrics import EVENTS_PUBLISHED
 from parley.realtime import redis_scripts
@@ -45,9 +47,15 @@ from parley.realtime.codec import (
     parse_fanout,
     with_id,
 )
+from parley.realtime.redis_clients import (
+    cluster_client,
+    single_client,
+    subscribe_cluster,
+    subscribe_single,
+)
 from parley.realtime.redis_layout import RedisLayout
-from parley.realtime.redis_pipeline import ScriptCall, run_scripts
-from parley.realtime.redis_reader import PubSubReader
+from parley.realtime.redis_pipeline import RedisClient, ScriptCall, run_scripts
+from parley.realtime.redis_reader import PubSubReader, Subscription
 from parley.realtime.redis_servers import ServerBook
 
 log = structlog.get_logger("parley.bus")
@@ -61,9 +69,9 @@ MARKER_TTL_MS = 3_600_000
 # A claim on sending a job row lasts this long while the send is under way.
 SEND_CLAIM_MS = 30_000
 PROCESS_LEASE_MS = 30_000
-COMMAND_TIMEOUT_SECONDS = 2.0
+STARTUP_WAIT_SECONDS = 2.0
 CLOSE_TIMEOUT_SECONDS = 5.0
-REDIS_ERRORS = (RedisError, OSError)
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 # The scripts' answers about a partition's server (see redis_scripts)
 DEFERRED, MOVED, UNCONFIRMED = -1, -2, -3
@@ -74,23 +82,28 @@ class ServerChanged(BusUnavailable):
 
 
 class RedisBus(Bus):
-    """Event logs in Redis Streams, live fan-out over one pub/sub connection per process."""
+    """Event logs in Redis Streams, live fan-out over pub/sub; one Redis or a Redis Cluster."""
 
-    def __init__(self, url: str, *, max_events: int, max_age_seconds: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_events: int,
+        max_age_seconds: float,
+        cluster: bool = False,
+        partitions: int = 1,
+    ) -> None:
         super().__init__()
-        self._redis = redis.from_url(
-            url,
-            decode_responses=True,
-            health_check_interval=10,
-            socket_timeout=COMMAND_TIMEOUT_SECONDS,
-            socket_connect_timeout=COMMAND_TIMEOUT_SECONDS,
-            # One retry covers a pooled connection that died with a restarted server; more
-            # would only make a caller wait longer during an outage.
-            retry=Retry(NoBackoff(), 1),
-        )
-        db = int(self._redis.connection_pool.connection_kwargs.get("db", 0))
-        self.layout = RedisLayout(partitions=1, scope=str(db))
-        self._publish = "PUBLISH"
+        self._redis: RedisClient
+        if cluster:
+            self._redis = cluster_client(url)
+            self.layout = RedisLayout(partitions=partitions, scope="0")
+            self._publish = "SPUBLISH"
+        else:
+            self._redis = single_client(url)
+            db = int(self._redis.connection_pool.connection_kwargs.get("db", 0))
+            self.layout = RedisLayout(partitions=1, scope=str(db))
+            self._publish = "PUBLISH"
         self._max_events = max_events
         self._max_age_ms = int(max_age_seconds * 1000)
         self._append = self._redis.register_script(redis_scripts.APPEND)
@@ -102,18 +115,11 @@ class RedisBus(Bus):
         self._reopen_gate = self._redis.register_script(redis_scripts.REOPEN_GATE)
         self._process_id = uuid.uuid4().hex
         self._servers = ServerBook()
-        self._reader = PubSubReader(
-            self._redis.pubsub,
-            self.layout.channels(),
-            self._on_live_message,
-            self._signal_gap,
-            subscribe=_subscribe,
-            read=_read,
-        )
+        self._reader = PubSubReader(self._subscribe, self._on_live_message, self._signal_gap)
         self._lease_task: asyncio.Task[None] | None = None
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> RedisClient:
         """The process's Redis client (command pools), for other users of the same Redis."""
         return self._redis
 
@@ -128,7 +134,7 @@ class RedisBus(Bus):
             await self._renew_leases()
             await self._mark_epochs()
         self._reader.start()
-        await self._reader.wait_ready(COMMAND_TIMEOUT_SECONDS)
+        await self._reader.wait_ready(STARTUP_WAIT_SECONDS)
         self._lease_task = asyncio.create_task(self._lease_forever(), name="parley-bus-lease")
 
     async def close(self) -> None:
@@ -374,6 +380,12 @@ class RedisBus(Bus):
                 pipe.set(self.layout.epoch(partition), "1", nx=True)
             await pipe.execute()
 
+    async def _subscribe(self) -> Subscription:
+        channels = self.layout.channels()
+        if isinstance(self._redis, RedisCluster):
+            return await subscribe_cluster(self._redis, channels)
+        return await subscribe_single(self._redis, channels)
+
     # -- presence -------------------------------------------------------------------------
 
     async def presence_join(self, user_id: int) -> bool:
@@ -410,12 +422,3 @@ class RedisBus(Bus):
             await asyncio.sleep(PROCESS_LEASE_MS / 3000)
             with contextlib.suppress(*REDIS_ERRORS):
                 await self._renew_leases()
-
-
-async def _subscribe(pubsub: Any, channels: list[str]) -> None:
-    await pubsub.subscribe(*channels)
-
-
-async def _read(pubsub: Any, timeout: float) -> dict[str, Any] | None:
-    message: dict[str, Any] | None = await pubsub.get_message(timeout=timeout)
-    return message

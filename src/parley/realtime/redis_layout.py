@@ -9,6 +9,7 @@ per event, whatever the number of recipients.
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -86,8 +87,9 @@ class RedisLayout:
         return f"{self._tag(partition)}:server"
 
     def send_claim(self, key: str) -> str:
-        """The claim on sending one job row to the broker."""
-        return f"{self._tag(0)}:send:{key}"
+        """The claim on sending one job row to the broker (spread over the partitions)."""
+        partition = zlib.crc32(key.encode()) % self.partitions
+        return f"{self._tag(partition)}:send:{key}"
 
     def channel(self, partition: int) -> str:
         """The live channel of a partition."""
