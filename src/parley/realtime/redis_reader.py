@@ -195,14 +195,16 @@ class PubSubReader:
             for feed in self._subscription.feeds
         ]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # raises the failure
-            raise RuntimeError("a live connection stopped reading")
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks)
+            # Every failure is retrieved (several connections often fail together).
+            failures = [task.exception() for task in tasks if not task.cancelled()]
+        raise next((f for f in failures if f is not None), None) or RuntimeError(
+            "a live connection stopped reading"
+        )
 
     def _mark_down(self, error: str) -> None:
         if self._confirmed or self.error != error:
