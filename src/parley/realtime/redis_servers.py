@@ -31,16 +31,17 @@ class ServerBook:
     def moved(self, partitions: dict[int, str | None]) -> list[int]:
         """Record partitions found on another server (None: not known which); returns the
         ones that are news, for which the generation changed."""
-        news = []
-        for partition, server in partitions.items():
-            known = {self._found.get(partition, ""), self._covered.get(partition, "")}
-            if server in known or (server is None and known != {""}):
-                continue
-            self._found[partition] = server
-            news.append(partition)
+        news = [p for p, server in partitions.items() if not self._knows(p, server)]
+        for partition in news:
+            self._found[partition] = partitions[partition]
         if news:
             self.generation += 1
         return news
+
+    def _knows(self, partition: int, server: str | None) -> bool:
+        """Whether the partition's move to `server` (None: to some server) is known."""
+        known = [book[partition] for book in (self._found, self._covered) if partition in book]
+        return bool(known) and (server is None or server in known)
 
     def must_republish(self, partitions: set[int]) -> bool:
         """Whether one of `partitions` was found moved and not yet republished for."""
