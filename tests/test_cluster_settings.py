@@ -22,7 +22,7 @@ def test_a_cluster_with_a_broker_of_its_own_is_accepted() -> None:
     for broker in ("amqp://guest:guest@rabbit:5672//", "redis://10.0.0.9:6379/0"):
         s = settings(redis_url=CLUSTER_NODE, redis_cluster=True, broker_url=broker)
         assert s.effective_broker_url == broker
-        assert s.redis_cluster_partitions == 64
+        assert s.redis_cluster_partitions == 16
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # `redis_cluster_partitions` partitions (hash tags), which spread over the masters;
     # changing the number moves users to other partitions (their clients resync once).
     redis_cluster: bool = False
-    redis_cluster_partitions: int = Field(default=64, ge=1, le=1024)
+    redis_cluster_partitions: int = Field(default=16, ge=1, le=1024)
     secret_key: str | None = Field(default=None, repr=False)
     auto_migrate: bool = True
     fetch_allow_private: bool = False
