@@ -8,6 +8,7 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,7 +18,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./parley.db"
 
 
 class UnsafeSettingsError(RuntimeError):
-    """Raised when production settings would be unsafe to run with."""
+    """Raised when settings would be unsafe, or impossible, to run with."""
 
 
 class Settings(BaseSettings):
@@ -31,6 +32,11 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
     broker_url: str | None = None
+    # `PARLEY_REDIS_URL` names any node of a Redis Cluster. Each user's keys live in one of
+    # `redis_cluster_partitions` partitions (hash tags), which spread over the masters;
+    # changing the number moves users to other partitions (their clients resync once).
+    redis_cluster: bool = False
+    redis_cluster_partitions: int = Field(default=16, ge=1, le=1024)
     secret_key: str | None = Field(default=None, repr=False)
     auto_migrate: bool = True
     fetch_allow_private: bool = False
@@ -137,6 +143,26 @@ class Settings(BaseSettings):
                 raise UnsafeSettingsError("PARLEY_DEBUG must be false in production")
         return self
 
+    @model_validator(mode="after")
+    def _refuse_a_cluster_as_broker(self) -> Settings:
+        if not self.redis_cluster:
+            return self
+        if not self.redis_url:
+            raise UnsafeSettingsError(
+                "PARLEY_REDIS_CLUSTER=true needs PARLEY_REDIS_URL: any node of the cluster"
+            )
+        if _database_number(self.redis_url) not in ("", "0"):
+            raise UnsafeSettingsError(
+                "PARLEY_REDIS_URL names database "
+                f"{_database_number(self.redis_url)}, but a Redis Cluster has only database 0"
+            )
+        if not self.broker_url or _same_server(self.broker_url, self.redis_url):
+            raise UnsafeSettingsError(
+                "PARLEY_REDIS_CLUSTER=true needs PARLEY_BROKER_URL: a Redis Cluster cannot be "
+                "Celery's broker, use RabbitMQ (amqp://) or a plain Redis"
+            )
+        return self
+
     @property
     def services_mode(self) -> bool:
         """True when Redis is configured: pub/sub, event log and broker are external."""
@@ -170,6 +196,19 @@ class Settings(BaseSettings):
             return self.secret_key
         self.secret_key = _local_secret()
         return self.secret_key
+
+
+def _database_number(url: str) -> str:
+    return urlsplit(url).path.strip("/")
+
+
+def _same_server(url: str, other: str) -> bool:
+    """Whether two URLs name the same host and port (credentials and path aside)."""
+    a, b = urlsplit(url), urlsplit(other)
+    return a.scheme.startswith("redis") and (a.hostname, a.port or 6379) == (
+        b.hostname,
+        b.port or 6379,
+    )
 
 
 def _local_secret() -> str:

@@ -14,7 +14,7 @@ def open_limiter(settings: Settings) -> Limiter:
     """The process's limiter: in Redis in services mode (shared by every process), else in
     memory. The app's lifespan opens it and closes it."""
     if settings.redis_url:
-        return RedisLimiter.from_url(settings.redis_url)
+        return RedisLimiter.from_url(settings.redis_url, cluster=settings.redis_cluster)
     return MemoryLimiter()
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 from fastapi import Request
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from parley.auth.service import OtpRequired, WrongOtp
 from parley.common.errors import RateLimited, Unauthorized, Unavailable
@@ -101,7 +101,7 @@ async def enforce(
         await limiter.take(charges)
     except Exhausted as exc:
         raise RateLimited(detail, retry_after=exc.retry_after) from exc
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         if not fail_open:
             raise LimiterUnavailable(f"rate limiter: {type(exc).__name__}: {exc}") from exc
         log.warning("rate limiter unavailable, not limiting", error=f"{type(exc).__name__}")
@@ -110,7 +110,7 @@ async def enforce(
 async def _give_back_quietly(limiter: Limiter, charges: Sequence[Charge]) -> None:
     try:
         await limiter.give_back(charges)
-    except (RedisError, OSError) as exc:  # the attempt stays counted: harmless
+    except (RedisError, RedisClusterException, OSError) as exc:  # stays counted: harmless
         log.warning("rate limiter unavailable, attempt kept", error=f"{type(exc).__name__}")
 
 

@@ -2,6 +2,13 @@
 
 Every process shares the counters, and no process's clock matters: the scripts read
 `TIME`. Each key expires when its TAT passes, so idle keys cost nothing.
+
+One script call counts a request against all its keys at once, or against none. On a Redis
+Cluster the keys of one request (a username's, an address's) live in different slots, which
+no script may span: there each key is taken on its own, and when one of them refuses, the
+ones that admitted the request get it back. A request thus still passes only if every key
+admits it; a concurrent request may meanwhile see a key one request fuller than it ends up,
+so the limiter errs on the side of refusing, never of letting through.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import asyncio
 from collections.abc import Sequence
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 
 from parley.ratelimit.core import Charge, Exhausted, Limiter
 
@@ -59,16 +67,22 @@ return 0
 class RedisLimiter(Limiter):
     """GCRA state in Redis, through a client of its own (`from_url`) or one it is given."""
 
-    def __init__(self, client: redis.Redis, *, owned: bool = False) -> None:
+    def __init__(self, client: redis.Redis | RedisCluster, *, owned: bool = False) -> None:
         self._client = client
         self._owned = owned
         self._take_script = client.register_script(TAKE_SCRIPT)
         self._give_back_script = client.register_script(GIVE_BACK_SCRIPT)
+        self._one_slot_per_script = isinstance(client, RedisCluster)
 
     @classmethod
-    def from_url(cls, url: str) -> RedisLimiter:
-        """A limiter with a client (and pool) of its own, closed by `close`."""
-        client = redis.from_url(url, socket_timeout=CALL_TIMEOUT_SECONDS)
+    def from_url(cls, url: str, *, cluster: bool = False) -> RedisLimiter:
+        """A limiter with a client (and pool) of its own, closed by `close`; with `cluster`,
+        `url` names any node of a Redis Cluster."""
+        client: redis.Redis | RedisCluster
+        if cluster:
+            client = RedisCluster.from_url(url, socket_timeout=CALL_TIMEOUT_SECONDS)
+        else:
+            client = redis.from_url(url, socket_timeout=CALL_TIMEOUT_SECONDS)
         return cls(client, owned=True)
 
     async def close(self) -> None:
@@ -77,16 +91,39 @@ class RedisLimiter(Limiter):
             await self._client.aclose()
 
     async def _take(self, charges: Sequence[Charge]) -> None:
-        args: list[float] = []
-        for c in charges:
-            args += [c.rate.interval * 1000, c.rate.period * 1000]
         async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-            wait_ms = await self._take_script(keys=[c.key for c in charges], args=args)
-        if int(wait_ms) > 0:
-            raise Exhausted(int(wait_ms) / 1000)
+            if self._one_slot_per_script:
+                wait_ms = await self._take_each(charges)
+            else:
+                wait_ms = await self._take_all(charges)
+        if wait_ms > 0:
+            raise Exhausted(wait_ms / 1000)
 
     async def _give_back(self, charges: Sequence[Charge]) -> None:
         async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-            await self._give_back_script(
-                keys=[c.key for c in charges], args=[c.rate.interval * 1000 for c in charges]
-            )
+            if self._one_slot_per_script:
+                await self._give_back_each(charges)
+            else:
+                await self._give_back_all(charges)
+
+    async def _take_all(self, charges: Sequence[Charge]) -> int:
+        """Count against every key or none (one script call): 0, or the ms to wait."""
+        args: list[float] = []
+        for c in charges:
+            args += [c.rate.interval * 1000, c.rate.period * 1000]
+        return int(await self._take_script(keys=[c.key for c in charges], args=args))
+
+    async def _take_each(self, charges: Sequence[Charge]) -> int:
+        """Count against each key on its own; if one refuses, give back to the others."""
+        waits = await asyncio.gather(*(self._take_all([c]) for c in charges))
+        if max(waits) > 0:
+            await self._give_back_each([c for c, w in zip(charges, waits, strict=True) if w == 0])
+        return max(waits)
+
+    async def _give_back_all(self, charges: Sequence[Charge]) -> None:
+        await self._give_back_script(
+            keys=[c.key for c in charges], args=[c.rate.interval * 1000 for c in charges]
+        )
+
+    async def _give_back_each(self, charges: Sequence[Charge]) -> None:
+        await asyncio.gather(*(self._give_back_all([c]) for c in charges))

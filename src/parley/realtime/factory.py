@@ -16,6 +16,8 @@ def create_bus(settings: Settings) -> Bus:
             settings.redis_url,
             max_events=settings.event_log_max_events,
             max_age_seconds=settings.event_log_max_age_seconds,
+            cluster=settings.redis_cluster,
+            partitions=settings.redis_cluster_partitions,
         )
     return MemoryBus(
         max_events=settings.event_log_max_events,

@@ -3,12 +3,18 @@
 Appending is one Lua script per outbox row and partition (see `redis_layout`): it adds the
 event to each recipient's stream and publishes one fan-out message on the partition's
 channel, atomically, and only once per row (a marker key), so a retry or a second relay
-never logs an event twice. Every process holds one pub/sub connection subscribed to every
-partition's channel (`redis_reader`), and picks out the recipients it has sockets for.
+never logs an event twice. Every process subscribes to every partition's channel
+(`redis_reader`), and picks out the recipients it has sockets for.
 
-A Redis restart is noticed on the first new connection to it (its `run_id` changed): the
-fast path is closed at once, so that nothing published after the restart overtakes what
-the relay still has to publish or republish.
+On one Redis there is one partition and one pub/sub connection per process. On a Redis
+Cluster (`cluster=True`) users spread over many partitions, hence over the masters; the
+channels are sharded (`SPUBLISH`), and a process holds one pub/sub connection per master.
+
+A partition found on another server than the one the relay last confirmed it on (Redis
+restarted, or a replica took over in a failover: either may have lost the newest writes)
+closes its fast path at once, in the script that finds it, and the relay republishes the
+recent events before it opens again (`redis_servers`), so that nothing is lost and nothing
+published after the change overtakes what the relay still has to publish or republish.
 """
 
 from __future__ import annotations
@@ -19,12 +25,9 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import redis.asyncio as redis
 import structlog
-from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from parley.ops.metrics import EVENTS_PUBLISHED
 from parley.realtime import redis_scripts
@@ -44,8 +47,16 @@ from parley.realtime.codec import (
     parse_fanout,
     with_id,
 )
+from parley.realtime.redis_clients import (
+    cluster_client,
+    single_client,
+    subscribe_cluster,
+    subscribe_single,
+)
 from parley.realtime.redis_layout import RedisLayout
-from parley.realtime.redis_reader import PubSubReader
+from parley.realtime.redis_pipeline import RedisClient, ScriptCall, run_scripts
+from parley.realtime.redis_reader import PubSubReader, Subscription
+from parley.realtime.redis_servers import ServerBook
 
 log = structlog.get_logger("parley.bus")
 
@@ -58,28 +69,41 @@ MARKER_TTL_MS = 3_600_000
 # A claim on sending a job row lasts this long while the send is under way.
 SEND_CLAIM_MS = 30_000
 PROCESS_LEASE_MS = 30_000
-COMMAND_TIMEOUT_SECONDS = 2.0
+STARTUP_WAIT_SECONDS = 2.0
 CLOSE_TIMEOUT_SECONDS = 5.0
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+
+# The scripts' answers about a partition's server (see redis_scripts)
+DEFERRED, MOVED, UNCONFIRMED = -1, -2, -3
+
+
+class ServerChanged(BusUnavailable):
+    """A partition moved to another Redis server: the relay must republish first."""
 
 
 class RedisBus(Bus):
-    """Event logs in Redis Streams, live fan-out over one pub/sub connection per process."""
+    """Event logs in Redis Streams, live fan-out over pub/sub; one Redis or a Redis Cluster."""
 
-    def __init__(self, url: str, *, max_events: int, max_age_seconds: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_events: int,
+        max_age_seconds: float,
+        cluster: bool = False,
+        partitions: int = 1,
+    ) -> None:
         super().__init__()
-        self._redis = redis.from_url(
-            url,
-            decode_responses=True,
-            health_check_interval=10,
-            socket_timeout=COMMAND_TIMEOUT_SECONDS,
-            socket_connect_timeout=COMMAND_TIMEOUT_SECONDS,
-            # One retry covers a pooled connection that died with a restarted server; more
-            # would only make a caller wait longer during an outage.
-            retry=Retry(NoBackoff(), 1),
-            redis_connect_func=self._on_connect,
-        )
-        db = int(self._redis.connection_pool.connection_kwargs.get("db", 0))
-        self.layout = RedisLayout(partitions=1, scope=str(db))
+        self._redis: RedisClient
+        if cluster:
+            self._redis = cluster_client(url)
+            self.layout = RedisLayout(partitions=partitions, scope="0")
+            self._publish = "SPUBLISH"
+        else:
+            self._redis = single_client(url)
+            db = int(self._redis.connection_pool.connection_kwargs.get("db", 0))
+            self.layout = RedisLayout(partitions=1, scope=str(db))
+            self._publish = "PUBLISH"
         self._max_events = max_events
         self._max_age_ms = int(max_age_seconds * 1000)
         self._append = self._redis.register_script(redis_scripts.APPEND)
@@ -87,37 +111,30 @@ class RedisBus(Bus):
         self._presence = self._redis.register_script(redis_scripts.PRESENCE)
         self._lease = self._redis.register_script(redis_scripts.LEASE)
         self._close_gate = self._redis.register_script(redis_scripts.CLOSE_GATE)
+        self._gate = self._redis.register_script(redis_scripts.GATE)
         self._reopen_gate = self._redis.register_script(redis_scripts.REOPEN_GATE)
         self._process_id = uuid.uuid4().hex
-        self._run_id: str | None = None
-        self._generation = 0
-        self._reader = PubSubReader(
-            self._redis.pubsub,
-            self.layout.channels(),
-            self._on_live_message,
-            self._signal_gap,
-            subscribe=_subscribe,
-            read=_read,
-        )
+        self._servers = ServerBook()
+        self._reader = PubSubReader(self._subscribe, self._on_live_message, self._signal_gap)
         self._lease_task: asyncio.Task[None] | None = None
 
     @property
-    def client(self) -> redis.Redis:
-        """The process's Redis client (command pool), for other users of the same Redis."""
+    def client(self) -> RedisClient:
+        """The process's Redis client (command pools), for other users of the same Redis."""
         return self._redis
 
     @property
     def generation(self) -> int:
-        """Bumped each time a connection finds Redis restarted since the last one."""
-        return self._generation
+        """Bumped each time a partition is found on another server than before."""
+        return self._servers.generation
 
     async def start(self) -> None:
         """Start reading live messages; waits briefly for the first subscription."""
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._renew_leases()
             await self._mark_epochs()
         self._reader.start()
-        await self._reader.wait_ready(COMMAND_TIMEOUT_SECONDS)
+        await self._reader.wait_ready(STARTUP_WAIT_SECONDS)
         self._lease_task = asyncio.create_task(self._lease_forever(), name="parley-bus-lease")
 
     async def close(self) -> None:
@@ -137,40 +154,25 @@ class RedisBus(Bus):
     # -- appending ------------------------------------------------------------------------
 
     async def append(self, events: Sequence[LogEvent], *, gated: bool) -> list[Appended]:
-        """Append each row's event in every partition of its recipients (one pipeline)."""
+        """Append each row's event in every partition of its recipients (one round trip
+        per server)."""
         calls: list[tuple[int, int]] = []  # (event index, partition) per script call
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for index, event in enumerate(events):
-                for partition, users in self.layout.by_partition(event.recipients).items():
-                    calls.append((index, partition))
-                    await self._append(
-                        keys=[
-                            self.layout.marker_prefix(partition) + str(event.row_id),
-                            self.layout.gate(partition),
-                            self.layout.deferred(partition),
-                            *(self.layout.stream(u) for u in users),
-                        ],
-                        args=[
-                            event.body,
-                            self._max_events,
-                            self._max_age_ms,
-                            max(2 * self._max_age_ms, STREAM_IDLE_EXPIRY_MS),
-                            self.layout.channel(partition),
-                            "1" if gated else "0",
-                            event.row_id,
-                            MARKER_TTL_MS,
-                            "PUBLISH",
-                            *users,
-                        ],
-                        client=pipe,
-                    )
-            replies = await pipe.execute() if calls else []
+        scripts: list[ScriptCall] = []
+        for index, event in enumerate(events):
+            for partition, users in self.layout.by_partition(event.recipients).items():
+                calls.append((index, partition))
+                scripts.append(self._append_call(event, partition, users, gated=gated))
+        replies = await run_scripts(self._redis, scripts)
         outcome: list[set[int]] = [set() for _ in events]
-        for (index, _), reply in zip(calls, replies, strict=True):
+        moved: dict[int, str | None] = {}
+        for (index, partition), reply in zip(calls, replies, strict=True):
             outcome[index].add(int(reply))
+            if int(reply) == MOVED:
+                moved[partition] = None
+        self._note_moved(moved)
         results = []
         for event, codes in zip(events, outcome, strict=True):
-            if -1 in codes:
+            if codes & {DEFERRED, MOVED}:
                 results.append(Appended.DEFERRED)
             elif 1 in codes:
                 EVENTS_PUBLISHED.labels(event.event_type).inc(len(set(event.recipients)))
@@ -178,6 +180,31 @@ class RedisBus(Bus):
             else:
                 results.append(Appended.DUPLICATE)
         return results
+
+    def _append_call(
+        self, event: LogEvent, partition: int, users: list[int], *, gated: bool
+    ) -> ScriptCall:
+        return ScriptCall(
+            self._append,
+            keys=[
+                self.layout.marker_prefix(partition) + str(event.row_id),
+                self.layout.gate(partition),
+                self.layout.deferred(partition),
+                *(self.layout.stream(u) for u in users),
+            ],
+            args=[
+                event.body,
+                self._max_events,
+                self._max_age_ms,
+                max(2 * self._max_age_ms, STREAM_IDLE_EXPIRY_MS),
+                self.layout.channel(partition),
+                "1" if gated else "0",
+                event.row_id,
+                MARKER_TTL_MS,
+                self._publish,
+                *users,
+            ],
+        )
 
     async def publish_ephemeral(
         self, user_ids: Iterable[int], event_type: str, data: Mapping[str, Any]
@@ -189,7 +216,8 @@ class RedisBus(Bus):
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for partition, users in groups.items():
-                pipe.publish(self.layout.channel(partition), encode_ephemeral(users, body))
+                message = encode_ephemeral(users, body)
+                pipe.execute_command(self._publish, self.layout.channel(partition), message)
             await pipe.execute()
 
     # -- reading a position ---------------------------------------------------------------
@@ -231,33 +259,91 @@ class RedisBus(Bus):
 
     async def close_gate(self, deferred_row_ids: Sequence[int] = ()) -> None:
         """Close every partition's fast path, recording the rows it turned away."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for partition in range(self.layout.partitions):
-                await self._close_gate(
-                    keys=[self.layout.gate(partition), self.layout.deferred(partition)],
+        await run_scripts(
+            self._redis,
+            [
+                ScriptCall(
+                    self._close_gate,
+                    keys=[self.layout.gate(p), self.layout.deferred(p)],
                     args=list(deferred_row_ids),
-                    client=pipe,
                 )
-            await pipe.execute()
+                for p in range(self.layout.partitions)
+            ],
+        )
 
     async def reopen_gate(self) -> bool:
-        """Open every partition's fast path unless one still has unappended deferred rows."""
-        opened = True
-        for partition in range(self.layout.partitions):
-            reply = await self._reopen_gate(
-                keys=[self.layout.gate(partition), self.layout.deferred(partition)],
-                args=[self.layout.marker_prefix(partition), GATE_LEASE_MS],
-            )
-            opened = opened and int(reply) == 1
+        """Open every partition's fast path unless one still has unappended deferred rows,
+        or moved to another server since the relay looked (it republishes first)."""
+        partitions = [
+            p
+            for p in range(self.layout.partitions)
+            if self._servers.may_reopen(p) and p in self._servers.seen
+        ]
+        replies = await run_scripts(
+            self._redis,
+            [
+                ScriptCall(
+                    self._reopen_gate,
+                    keys=[self.layout.gate(p), self.layout.deferred(p), self.layout.server(p)],
+                    args=[self.layout.marker_prefix(p), GATE_LEASE_MS, self._servers.seen[p]],
+                )
+                for p in partitions
+            ],
+        )
+        opened = len(partitions) == self.layout.partitions
+        moved: dict[int, str | None] = {}
+        for partition, (state, server) in zip(partitions, replies, strict=True):
+            if int(state) == 1:
+                self._servers.reopened(partition)
+            else:
+                opened = False
+            if int(state) == MOVED:
+                moved[partition] = str(server)
+        self._note_moved(moved)
         return opened
 
     async def gate_is_open(self) -> bool:
-        """Renew every open gate's lease; False when one of them is closed."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for partition in range(self.layout.partitions):
-                pipe.set(self.layout.gate(partition), "1", px=GATE_LEASE_MS, xx=True)
-            replies = await pipe.execute()
-        return all(bool(r) for r in replies)
+        """Renew every open gate's lease; False when one of them is closed.
+
+        Raises `ServerChanged` when a partition is found on another server than the relay
+        last confirmed, until the relay has started republishing (`kept_its_data`).
+        """
+        replies = await run_scripts(
+            self._redis,
+            [
+                ScriptCall(
+                    self._gate,
+                    keys=[self.layout.gate(p), self.layout.server(p)],
+                    args=[GATE_LEASE_MS],
+                )
+                for p in range(self.layout.partitions)
+            ],
+        )
+        moved: dict[int, str | None] = {}
+        for partition, (state, server) in enumerate(replies):
+            self._servers.seen[partition] = str(server)
+            if int(state) in (MOVED, UNCONFIRMED):
+                moved[partition] = str(server)
+        self._note_moved(moved)
+        # Only a partition that has data on another server may have lost recent writes
+        # there: the relay republishes them before it relays anything newer.
+        really_moved = {p for p, (state, _) in enumerate(replies) if int(state) == MOVED}
+        if self._servers.must_republish(really_moved):
+            raise ServerChanged(
+                f"{len(really_moved)} partition(s) of the event log are on another Redis "
+                "server: the relay republishes the recent events first"
+            )
+        return all(int(state) == 1 for state, _ in replies)
+
+    def _note_moved(self, partitions: dict[int, str | None]) -> None:
+        news = self._servers.moved(partitions)
+        if news:
+            log.warning(
+                "partitions of the event log are on a new Redis server (restarted, failed "
+                "over, or new): their fast path is closed until the relay has republished "
+                "the recent events",
+                partitions=len(news),
+            )
 
     async def claim_send(self, key: str) -> bool:
         """Claim a job row's send for a while; False when sent or being sent."""
@@ -275,11 +361,18 @@ class RedisBus(Bus):
             await self._redis.delete(name)
 
     async def kept_its_data(self) -> bool:
-        """False when Redis came back without its data (the epoch keys are gone)."""
-        names = [self.layout.epoch(p) for p in range(self.layout.partitions)]
-        present = int(await self._redis.exists(*names))
+        """False when Redis came back without any of its data (every epoch key is gone).
+
+        The relay asks right before it republishes: the partitions found on another server
+        so far are covered by that republication.
+        """
+        self._servers.republishing()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition in range(self.layout.partitions):
+                pipe.exists(self.layout.epoch(partition))
+            present = sum(int(r) for r in await pipe.execute())
         await self._mark_epochs()
-        return present == len(names)
+        return present > 0
 
     async def _mark_epochs(self) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -287,21 +380,11 @@ class RedisBus(Bus):
                 pipe.set(self.layout.epoch(partition), "1", nx=True)
             await pipe.execute()
 
-    async def _on_connect(self, connection: AbstractConnection) -> None:
-        """Set up a new connection, and notice a restarted server before using it."""
-        await connection.on_connect()
-        await connection.send_command("INFO", "server")
-        info = await connection.read_response()
-        run_id = _run_id_of(info)
-        if run_id is None or run_id == self._run_id:
-            return
-        if self._run_id is not None:
-            self._generation += 1
-            log.warning("Redis restarted: the fast path closes until the relay has caught up")
-            for partition in range(self.layout.partitions):
-                await connection.send_command("DEL", self.layout.gate(partition))
-                await connection.read_response()
-        self._run_id = run_id
+    async def _subscribe(self) -> Subscription:
+        channels = self.layout.channels()
+        if isinstance(self._redis, RedisCluster):
+            return await subscribe_cluster(self._redis, channels)
+        return await subscribe_single(self._redis, channels)
 
     # -- presence -------------------------------------------------------------------------
 
@@ -322,34 +405,20 @@ class RedisBus(Bus):
         return int(total)
 
     async def _renew_leases(self) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for partition in range(self.layout.partitions):
-                await self._lease(
-                    keys=[self.layout.processes(partition)],
+        await run_scripts(
+            self._redis,
+            [
+                ScriptCall(
+                    self._lease,
+                    keys=[self.layout.processes(p)],
                     args=[self._process_id, PROCESS_LEASE_MS],
-                    client=pipe,
                 )
-            await pipe.execute()
+                for p in range(self.layout.partitions)
+            ],
+        )
 
     async def _lease_forever(self) -> None:
         while True:
             await asyncio.sleep(PROCESS_LEASE_MS / 3000)
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self._renew_leases()
-
-
-async def _subscribe(pubsub: Any, channels: list[str]) -> None:
-    await pubsub.subscribe(*channels)
-
-
-async def _read(pubsub: Any, timeout: float) -> dict[str, Any] | None:
-    message: dict[str, Any] | None = await pubsub.get_message(timeout=timeout)
-    return message
-
-
-def _run_id_of(info: Any) -> str | None:
-    text = info.decode() if isinstance(info, bytes) else str(info)
-    for line in text.splitlines():
-        if line.startswith("run_id:"):
-            return line.split(":", 1)[1].strip()
-    return None

@@ -5,12 +5,20 @@ outbox markers, the gate and the live channel of that partition. A script theref
 ever touches keys of one partition, which a Redis Cluster requires (one slot per script).
 Without a cluster there is a single partition: one script call and one published message
 per event, whatever the number of recipients.
+
+The tags are chosen so that partition `p` of `N` hashes into the `p`-th of `N` equal ranges
+of the cluster's 16,384 slots (`{p5}`, or `{p5-17}` if that one hashes elsewhere): masters
+that split the slots evenly, as `redis-cli --cluster create` does, get as many partitions
+each as can be.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 
 class RedisLayout:
@@ -25,6 +33,7 @@ class RedisLayout:
             raise ValueError("partitions must be at least 1")
         self.partitions = partitions
         self.scope = scope
+        self._tags = [_tag_in_range(p, partitions) for p in range(partitions)]
 
     def partition_of(self, user_id: int) -> int:
         """The partition that holds a user's keys."""
@@ -37,9 +46,8 @@ class RedisLayout:
             groups[self.partition_of(user_id)].append(user_id)
         return dict(groups)
 
-    @staticmethod
-    def _tag(partition: int) -> str:
-        return f"parley:{{p{partition}}}"
+    def _tag(self, partition: int) -> str:
+        return f"parley:{{{self._tags[partition]}}}"
 
     def user_key(self, user_id: int, name: str) -> str:
         """A key of one user (`events`, `dropped`, `base`, `presence`)."""
@@ -81,9 +89,14 @@ class RedisLayout:
         """Present as long as the partition's data was never lost."""
         return f"{self._tag(partition)}:epoch"
 
+    def server(self, partition: int) -> str:
+        """The server (its run id) on which the relay last confirmed the partition's log."""
+        return f"{self._tag(partition)}:server"
+
     def send_claim(self, key: str) -> str:
-        """The claim on sending one job row to the broker."""
-        return f"{self._tag(0)}:send:{key}"
+        """The claim on sending one job row to the broker (spread over the partitions)."""
+        partition = zlib.crc32(key.encode()) % self.partitions
+        return f"{self._tag(partition)}:send:{key}"
 
     def channel(self, partition: int) -> str:
         """The live channel of a partition."""
@@ -99,3 +112,15 @@ class RedisLayout:
             if channel == self.channel(p):
                 return p
         return None
+
+
+def _tag_in_range(partition: int, partitions: int) -> str:
+    """The first of `p<N>`, `p<N>-0`, `p<N>-1`, ... whose slot is in the partition's range."""
+    first = partition * REDIS_CLUSTER_HASH_SLOTS // partitions
+    last = (partition + 1) * REDIS_CLUSTER_HASH_SLOTS // partitions - 1
+    tag = f"p{partition}"
+    suffix = 0
+    while not first <= key_slot(tag.encode()) <= last:
+        tag = f"p{partition}-{suffix}"
+        suffix += 1
+    return tag

@@ -1,6 +1,22 @@
-"""The Lua scripts of the Redis bus. Each touches the keys of one partition only."""
+"""The Lua scripts of the Redis bus. Each touches the keys of one partition only.
+
+The fast path of a partition is open while its gate holds the run id of the server that
+runs the script: the relay opens it (`REOPEN_GATE`) only once it has published everything
+it must, and records that server for the partition. A partition served by another server
+since then — Redis restarted, or a replica was promoted that may lack the newest writes —
+finds its gate stale (`-2`): the gate closes, and the bus has the relay republish the
+recent events before the fast path opens again.
+"""
 
 from __future__ import annotations
+
+# Scripts that compare servers start with this: the run id of the server executing them is
+# a new one after every restart, and a replica promoted in a failover has its own.
+_SERVER_ID = """
+local function server_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+end
+"""
 
 # Append one outbox row's event to the logs of its recipients in one partition, and publish
 # it to the partition's live channel as one fan-out message (see codec).
@@ -9,16 +25,27 @@ from __future__ import annotations
 # ARGV: [1] body, [2] max events, [3] max age ms, [4] idle expiry ms, [5] channel,
 #       [6] '1' when gated (the fast path), [7] row id, [8] marker ttl ms,
 #       [9] publish command (PUBLISH, or SPUBLISH on a cluster), [10..] the recipients' ids
-# Returns 1 appended, 0 already appended (a retry or a second relay), -1 deferred.
+# Returns 1 appended, 0 already appended (a retry or a second relay), -1 deferred, -2 deferred
+# because the gate was opened on another server (see the module docstring).
 #
 # A log keeps an event while it is among the newest `max events` or younger than `max age`;
 # every 32 appends the older ones are trimmed and the newest trimmed id is remembered in
 # `<stream>:dropped`-style keys, named by the caller: here derived as KEYS[3 + i] .. ':x'.
-APPEND = """
+APPEND = (
+    _SERVER_ID
+    + """
 local streams = #KEYS - 3
-if ARGV[6] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('SADD', KEYS[3], ARGV[7])
-  return -1
+if ARGV[6] == '1' then
+  local gate = redis.call('GET', KEYS[2])
+  if not gate then
+    redis.call('SADD', KEYS[3], ARGV[7])
+    return -1
+  end
+  if gate ~= server_id() then
+    redis.call('DEL', KEYS[2])
+    redis.call('SADD', KEYS[3], ARGV[7])
+    return -2
+  end
 end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[8]) then
   redis.call('SREM', KEYS[3], ARGV[7])
@@ -54,6 +81,7 @@ redis.call(ARGV[9], ARGV[5], table.concat(parts, ',') .. '\\n' .. body)
 redis.call('SREM', KEYS[3], ARGV[7])
 return 1
 """
+)
 
 # Where a socket starts. KEYS: [1] stream, [2] base, [3] dropped.
 # ARGV: [1] the client's last event id, or '' for none; [2] idle expiry ms.
@@ -138,13 +166,41 @@ for i = 1, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
 return 1
 """
 
-# Open the fast path again unless a deferred row is still not appended.
-# KEYS: [1] gate, [2] deferred set. ARGV: [1] marker prefix, [2] gate lease ms.
-REOPEN_GATE = """
+# The relay's look at a partition's gate. KEYS: [1] gate, [2] the partition's server record.
+# ARGV: [1] gate lease ms. Returns {state, run id of this server}: state 1 open (its lease
+# renewed), 0 closed, -2 the partition was last confirmed on another server, -3 it was never
+# confirmed (a new Redis, or one that lost its data); the gate is closed in both cases.
+GATE = (
+    _SERVER_ID
+    + """
+local server = server_id()
+local confirmed = redis.call('GET', KEYS[2])
+if confirmed ~= server then
+  redis.call('DEL', KEYS[1])
+  if confirmed then return {-2, server} end
+  return {-3, server}
+end
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 1 then return {1, server} end
+return {0, server}
+"""
+)
+
+# Open the fast path again unless a deferred row is still not appended, and record the
+# server it is opened on. KEYS: [1] gate, [2] deferred set, [3] the server record.
+# ARGV: [1] marker prefix, [2] gate lease ms, [3] the run id of the server the relay has
+# published everything on. Returns {state, run id}: 1 opened, 0 a deferred row is left,
+# -2 this is another server (the partition moved since the relay looked): nothing done.
+REOPEN_GATE = (
+    _SERVER_ID
+    + """
+local server = server_id()
+if server ~= ARGV[3] then return {-2, server} end
 for _, row in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if redis.call('EXISTS', ARGV[1] .. row) == 1 then redis.call('SREM', KEYS[2], row) end
 end
-if redis.call('SCARD', KEYS[2]) > 0 then return 0 end
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
-return 1
+if redis.call('SCARD', KEYS[2]) > 0 then return {0, server} end
+redis.call('SET', KEYS[1], server, 'PX', ARGV[2])
+redis.call('SET', KEYS[3], server)
+return {1, server}
 """
+)
