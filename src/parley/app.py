@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         directory = ChatDirectory(db, presence_group_limit=settings.presence_group_limit)
         hub = Hub(bus, directory, queue_size=settings.ws_send_queue_size)
         limiter = open_limiter(settings)
+        await limiter.start()
         app.state.resources = Resources(
             settings=settings, db=db, bus=bus, hub=hub, jobs=jobs, outbox=outbox, limiter=limiter
         )

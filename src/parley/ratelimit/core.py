@@ -105,6 +105,9 @@ class Limiter(ABC):
         if active:
             await self._give_back(active)
 
+    async def start(self) -> None:
+        """Connect to the store, where it needs to."""
+
     async def close(self) -> None:
         """Release what the store holds (connections)."""
 

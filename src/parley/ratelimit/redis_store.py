@@ -20,6 +20,7 @@ import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
 from parley.ratelimit.core import Charge, Exhausted, Limiter
+from parley.realtime.redis_clients import cluster_client, single_client
 
 # A slow Redis must not hold logins forever: past this, the call fails (TimeoutError).
 CALL_TIMEOUT_SECONDS = 2.0
@@ -78,12 +79,13 @@ class RedisLimiter(Limiter):
     def from_url(cls, url: str, *, cluster: bool = False) -> RedisLimiter:
         """A limiter with a client (and pool) of its own, closed by `close`; with `cluster`,
         `url` names any node of a Redis Cluster."""
-        client: redis.Redis | RedisCluster
-        if cluster:
-            client = RedisCluster.from_url(url, socket_timeout=CALL_TIMEOUT_SECONDS)
-        else:
-            client = redis.from_url(url, socket_timeout=CALL_TIMEOUT_SECONDS)
+        client = cluster_client(url) if cluster else single_client(url)
         return cls(client, owned=True)
+
+    async def start(self) -> None:
+        """Connect a cluster client before concurrent use (it learns the slots once)."""
+        if isinstance(self._client, RedisCluster):
+            await self._client.initialize()
 
     async def close(self) -> None:
         """Close the client, if this limiter made it."""
