@@ -1,7 +1,12 @@
-"""Password hashing with Argon2id, and a dummy check for unknown users."""
+"""Password hashing with Argon2id, and a dummy check for unknown users.
+
+Hashing costs tens of milliseconds of CPU on purpose: the async functions run it on a
+thread, so that a login does not stall every socket of the process meanwhile.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -29,3 +34,13 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return _hasher().verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def hash_password_async(password: str) -> str:
+    """`hash_password` off the event loop."""
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def verify_password_async(password: str, password_hash: str | None) -> bool:
+    """`verify_password` off the event loop."""
+    return await asyncio.to_thread(verify_password, password, password_hash)

@@ -65,7 +65,7 @@ async def register(
     user = User(
         username=username.lower(),
         display_name=display_name or username,
-        password_hash=passwords.hash_password(password),
+        password_hash=await passwords.hash_password_async(password),
     )
     session.add(user)
     try:
@@ -85,7 +85,7 @@ async def authenticate(session: AsyncSession, *, username: str, password: str) -
     # A name no account can have is not looked up: PostgreSQL refuses some (NUL) outright.
     possible = USERNAME_RE.fullmatch(name) is not None
     user = await session.scalar(select(User).where(User.username == name)) if possible else None
-    ok = passwords.verify_password(password, user.password_hash if user else None)
+    ok = await passwords.verify_password_async(password, user.password_hash if user else None)
     if user is None or not ok:
         raise Unauthorized(BAD_CREDENTIALS)
     return user
