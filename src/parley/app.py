@@ -17,6 +17,7 @@ from parley.auth.router import router as auth_router
 from parley.chats.directory import ChatDirectory
 from parley.chats.router import router as chats_router
 from parley.db.engine import Database
+from parley.db.instance import instance_id
 from parley.errors import install_error_handlers
 from parley.jobs.router import router as jobs_router
 from parley.ops.gc_tuning import tune_for_serving
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
         )
-        bus = create_bus(settings)
+        bus = create_bus(settings, await instance_id(db))
         await bus.start()
         jobs = JobsRuntime.create(settings, db, TASKS)
         housekeeping = [partial(upkeep, jobs.context) for upkeep in HOUSEKEEPING]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from parley.db.base import utcnow
@@ -16,7 +17,7 @@ from parley.outbox import emit_row
 from parley.outbox.models import OutboxRow
 from parley.realtime.bus import Appended, LogEvent
 from parley.realtime.codec import encode_body
-from tests.conftest import Account, make_settings, register
+from tests.conftest import Account, make_settings, register, truncate_all
 from tests.jobs.conftest import api_client, listening, running_app, wait_for
 
 
@@ -90,3 +91,44 @@ async def test_published_rows_are_pruned(own_database_url: str, redis_url: str |
                 return await session.scalar(select(func.count()).select_from(OutboxRow)) == 0
 
         await wait_for(outbox_empty, what="published rows to be pruned")
+
+
+@pytest.mark.services_only
+async def test_two_deployments_sharing_a_redis_never_meet(
+    database_url: str, own_database_url: str, redis_url: str | None
+) -> None:
+    """Same user ids, same outbox row ids, one Redis database: each deployment's events
+    reach its own users only, and neither takes the other's rows for published ones."""
+    await truncate_all(database_url)  # user ids start over, as in the other database
+    first = make_settings(database_url, redis_url)
+    second = make_settings(own_database_url, redis_url)
+    async with (
+        running_app(first) as app_a,
+        running_app(second) as app_b,
+        api_client(app_a) as a,
+        api_client(app_b) as b,
+    ):
+        alice_a, bob_a = await register(a, "alice"), await register(a, "bob")
+        alice_b, bob_b = await register(b, "alice"), await register(b, "bob")
+        async with listening(app_a, bob_a.id) as in_a, listening(app_b, bob_b.id) as in_b:
+            for client, owner, member, text in (
+                (a, alice_a, bob_a, "from deployment a"),
+                (b, alice_b, bob_b, "from deployment b"),
+            ):
+                chat = await client.post(
+                    "/api/v1/chats",
+                    json={"type": "group", "memberIds": [member.id]},
+                    headers=owner.headers,
+                )
+                sent = await client.post(
+                    f"/api/v1/chats/{chat.json()['id']}/messages",
+                    json={"text": text},
+                    headers=owner.headers,
+                )
+                assert sent.status_code == 201, sent.text
+            got_a = await in_a.next("message.created")
+            got_b = await in_b.next("message.created")
+            stray = [f for f in in_a.pending() + in_b.pending() if f["type"] == "message.created"]
+    assert got_a["text"] == "from deployment a"
+    assert got_b["text"] == "from deployment b"
+    assert stray == [], "an event of the other deployment"

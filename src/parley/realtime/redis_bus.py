@@ -90,6 +90,7 @@ class RedisBus(Bus):
         *,
         max_events: int,
         max_age_seconds: float,
+        namespace: str = "",
         cluster: bool = False,
         partitions: int = 1,
     ) -> None:
@@ -97,12 +98,12 @@ class RedisBus(Bus):
         self._redis: RedisClient
         if cluster:
             self._redis = cluster_client(url)
-            self.layout = RedisLayout(partitions=partitions, scope="0")
+            self.layout = RedisLayout(partitions=partitions, scope="0", namespace=namespace)
             self._publish = "SPUBLISH"
         else:
             self._redis = single_client(url)
             db = int(self._redis.connection_pool.connection_kwargs.get("db", 0))
-            self.layout = RedisLayout(partitions=1, scope=str(db))
+            self.layout = RedisLayout(partitions=1, scope=str(db), namespace=namespace)
             self._publish = "PUBLISH"
         self._max_events = max_events
         self._max_age_ms = int(max_age_seconds * 1000)

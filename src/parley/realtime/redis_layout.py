@@ -24,15 +24,19 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 class RedisLayout:
     """Key and channel names for a number of partitions.
 
-    `scope` separates deployments that share a Redis server: pub/sub channels are global to
-    a server (not per database), so they are named after the database number too.
+    `namespace` (the deployment's instance id) starts every name, so that deployments sharing
+    a Redis never meet; `scope` separates them further by database number: pub/sub channels
+    are global to a server (not per database).
     """
 
-    def __init__(self, partitions: int = 1, scope: str = "0") -> None:
+    def __init__(self, partitions: int = 1, scope: str = "0", namespace: str = "") -> None:
         if partitions < 1:
             raise ValueError("partitions must be at least 1")
+        if "{" in namespace or "}" in namespace:
+            raise ValueError("a namespace must not hold braces: they make hash tags")
         self.partitions = partitions
         self.scope = scope
+        self._prefix = f"parley:{namespace}:" if namespace else "parley:"
         self._tags = [_tag_in_range(p, partitions) for p in range(partitions)]
 
     def partition_of(self, user_id: int) -> int:
@@ -47,7 +51,7 @@ class RedisLayout:
         return dict(groups)
 
     def _tag(self, partition: int) -> str:
-        return f"parley:{{{self._tags[partition]}}}"
+        return f"{self._prefix}{{{self._tags[partition]}}}"
 
     def user_key(self, user_id: int, name: str) -> str:
         """A key of one user (`events`, `dropped`, `base`, `presence`)."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from parley.db.engine import Database
+from parley.db.instance import instance_id
 from parley.outbox.publication import JobSender
 from parley.outbox.runtime import Outbox
 from parley.realtime.bus import Bus
@@ -125,7 +126,7 @@ class ProcessLoopRunner(TaskRunner):
             pool_size=WORKER_POOL_SIZE,
             max_overflow=WORKER_MAX_OVERFLOW,
         )
-        self._bus = bus = create_bus(self._settings)
+        self._bus = bus = create_bus(self._settings, await instance_id(db))
         await bus.start()
         self._outbox = Outbox.start(self._settings, db, bus, self._send_job, with_relay=False)
         return JobContext(self._settings, JobLimits.from_settings(self._settings), db)

@@ -1,10 +1,11 @@
-"""outbox, job heartbeats
+"""outbox, job heartbeats, deployment instance id
 
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-29 12:00:00.000000
 """
 
+import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -41,9 +42,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
+    instance = op.create_table(
+        "parley_instance",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_parley_instance")),
+    )
+    op.bulk_insert(instance, [{"id": uuid.uuid4().hex[:12]}])
 
 
 def downgrade() -> None:
+    op.drop_table("parley_instance")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("heartbeat_at")
     op.drop_index("ix_outbox_unpublished", table_name="outbox")
