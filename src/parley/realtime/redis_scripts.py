@@ -29,11 +29,38 @@ end
 # because the gate was opened on another server (see the module docstring).
 #
 # A log keeps an event while it is among the newest `max events` or younger than `max age`;
-# every 32 appends the older ones are trimmed and the newest trimmed id is remembered in
-# `<stream>:dropped`-style keys, named by the caller: here derived as KEYS[3 + i] .. ':x'.
+# every 32 appends past that many (and a slack) the others are trimmed, and the newest
+# trimmed id is remembered in the stream's `dropped` key (its name with `:dropped:` for
+# `:events:`). While the oldest event is younger than `max age` the check reads one entry.
 APPEND = (
     _SERVER_ID
     + """
+-- True when stream id `a` comes before `b` (`b` may be a bare millisecond time).
+local function before(a, b)
+  local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
+  local b_ms, b_seq = string.match(b, '^(%d+)-?(%d*)$')
+  a_ms, b_ms = tonumber(a_ms), tonumber(b_ms)
+  return a_ms < b_ms or (a_ms == b_ms and tonumber(a_seq) < (tonumber(b_seq) or 0))
+end
+-- Drop what is both older than `cut_ms` and not among the newest `max_events`, and remember
+-- the newest id dropped. Reads the oldest entry alone when nothing is old enough (the usual
+-- case), and otherwise only the entries that go and the first one that stays.
+local function trim(key, len, max_events, cut_ms, idle)
+  if cut_ms <= 0 then return end
+  local oldest = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
+  if #oldest == 0 or not before(oldest[1][1], tostring(cut_ms)) then return end
+  local excess = len - max_events
+  local head = redis.call('XRANGE', key, '-', '+', 'COUNT', excess + 1)
+  local cut = head[#head][1]
+  if not before(cut, tostring(cut_ms)) then cut = tostring(cut_ms) end
+  for i = #head, 1, -1 do
+    if before(head[i][1], cut) then
+      redis.call('SET', string.gsub(key, ':events:', ':dropped:'), head[i][1], 'PX', idle)
+      redis.call('XTRIM', key, 'MINID', cut)
+      return
+    end
+  end
+end
 local streams = #KEYS - 3
 if ARGV[6] == '1' then
   local gate = redis.call('GET', KEYS[2])
@@ -65,16 +92,7 @@ for i = 1, streams do
   redis.call('PEXPIRE', key, idle)
   local len = redis.call('XLEN', key)
   if len > max_events + math.max(16, math.floor(max_events / 8)) and len % 32 == 0 then
-    local keep = redis.call('XREVRANGE', key, '+', '-', 'COUNT', max_events)
-    local oldest_kept = keep[#keep][1]
-    local ms = tonumber(string.match(oldest_kept, '^(%d+)'))
-    local cut = oldest_kept
-    if ms > now_ms - max_age then cut = tostring(now_ms - max_age) end
-    local last_dropped = redis.call('XREVRANGE', key, '(' .. cut, '-', 'COUNT', 1)
-    if #last_dropped > 0 then
-      redis.call('SET', string.gsub(key, ':events:', ':dropped:'), last_dropped[1][1], 'PX', idle)
-      redis.call('XTRIM', key, 'MINID', cut)
-    end
+    trim(key, len, max_events, now_ms - max_age, idle)
   end
 end
 redis.call(ARGV[9], ARGV[5], table.concat(parts, ',') .. '\\n' .. body)
