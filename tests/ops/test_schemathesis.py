@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, TEST_SECRET
+from tests.conftest import PASSWORD, TEST_SECRET, migrated_database
 from tests.servers import ServerProcess, start_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,8 +29,17 @@ MAX_EXAMPLES = "15"
 
 @pytest.fixture(scope="module")
 def server(
+    redis_url: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    # A database of its own: the suite's shared one may be held by an in-process app's
+    # transaction, which a SQLite writer in another process would wait on.
+    with migrated_database(tmp_path_factory) as database_url:
+        yield from _serve(database_url, redis_url, tmp_path_factory)
+
+
+def _serve(
     database_url: str, redis_url: str | None, tmp_path_factory: pytest.TempPathFactory
-) -> ServerProcess:
+) -> Iterator[ServerProcess]:
     env = {
         "PARLEY_ENV": "test",
         "PARLEY_DATABASE_URL": database_url,
