@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -13,11 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.common.errors import DomainError, Unavailable
+from parley.db.outage import is_database_outage
 from parley.webpage import api_methods
 
 log = structlog.get_logger("parley.errors")
@@ -62,30 +62,6 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     return await _domain_error(
         request, Unavailable("a dependency is unavailable, try again shortly")
     )
-
-
-# SQLSTATE classes and codes that mean "the database is not there right now": connection
-# exceptions, shutting down or starting up, too many connections.
-_OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
-
-
-def is_database_outage(exc: BaseException) -> bool:
-    """True when a database error means the server is unreachable, not that we erred."""
-    if isinstance(exc, DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    ):
-        return True
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError | asyncpg.exceptions.InterfaceError):
-            return True
-        sqlstate = getattr(current, "sqlstate", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_OUTAGE_SQLSTATES):
-            return True
-        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
-    return False
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,16 +7,16 @@ enqueued, and `message.created` goes to every member — the last two through th
 committed with the message.
 
 On PostgreSQL all of it is one statement (data-modifying CTEs) run outside an explicit
-transaction: a send costs one round trip and holds the chat row's lock only while that
-statement commits. The event's body is encoded here, in Python, with a hole where the new
-message's id goes, and the statement fills the hole. SQLite runs the same rules through
-the ORM in one transaction.
+transaction, on the driver directly (see `db.driver`): a send costs one round trip and
+holds the chat row's lock only while that statement commits. The event's body is encoded
+here, in Python, with a hole where the new message's id goes, and the statement fills the
+hole. SQLite runs the same rules through the ORM in one transaction.
 """
 
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -44,6 +45,7 @@ from parley.chats.models import Chat, ChatMember, Message, MessagePreview
 from parley.chats.previews import PREVIEW_TASK
 from parley.chats.schemas import MessageOut, PreviewOut, as_json
 from parley.db.base import UTCDateTime, utcnow
+from parley.db.driver import DriverQuery
 from parley.outbox import EVENT, JOB, OutboxRow, Pending, committed, emit
 from parley.realtime.codec import encode_body
 
@@ -116,9 +118,7 @@ async def _post_in_one_statement(
         "tail": tail,
         "preview_task": PREVIEW_TASK,
     }
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        row = (await conn.execute(_one_statement(), params)).first()
+    row = await _one_statement(engine.dialect).fetchrow(engine, params)
     if row is None:
         return None
     message_id, event_id, recipients, jobs = row
@@ -163,8 +163,12 @@ def _touch() -> Any:
     )
 
 
-@cache
-def _one_statement() -> Any:
+@lru_cache(maxsize=8)
+def _one_statement(dialect: Dialect) -> DriverQuery:
+    return DriverQuery(_one_statement_core(), dialect)
+
+
+def _one_statement_core() -> Any:
     chat_id = bindparam("chat_id", type_=BigInteger)
     author_id = bindparam("author_id", type_=BigInteger)
     now = bindparam("now", type_=UTCDateTime)

@@ -29,6 +29,9 @@ log = structlog.get_logger("parley.outbox")
 BATCH = 256
 RECOVERY_BACKOFF_MAX_SECONDS = 1.0
 MARK_BACKOFF_MAX_SECONDS = 2.0
+# Rows published within this long are marked with one statement: under load that is one
+# UPDATE for dozens of sends instead of one each (the relay waits far longer, see relay).
+MARK_COALESCE_SECONDS = 0.1
 
 
 class OutboxPublisher:
@@ -165,6 +168,8 @@ class OutboxPublisher:
         backoff = 0.05
         while not (self._closing and not self._to_mark):
             await self._mark_wake.wait()
+            if not self._closing:
+                await asyncio.sleep(MARK_COALESCE_SECONDS)
             self._mark_wake.clear()
             while self._to_mark:
                 ids = self._to_mark[:1000]

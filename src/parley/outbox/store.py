@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import BigInteger, any_, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.db.base import utcnow
+from parley.db.base import UTCDateTime, utcnow
 from parley.outbox.items import Pending
 from parley.outbox.models import EVENT, JOB, OutboxRow
 
@@ -44,12 +45,26 @@ async def mark_published(session: AsyncSession, row_ids: Sequence[int]) -> None:
     """Record rows as published (and commit)."""
     if not row_ids:
         return
-    await session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.id.in_(row_ids), OutboxRow.published_at.is_(None))
-        .values(published_at=utcnow())
-    )
+    if session.get_bind().dialect.name == "postgresql":
+        # One array parameter: one prepared statement whatever the number of rows.
+        await session.execute(_MARK_ANY, {"ids": list(row_ids), "now": utcnow()})
+    else:
+        await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(row_ids), OutboxRow.published_at.is_(None))
+            .values(published_at=utcnow())
+        )
     await session.commit()
+
+
+_MARK_ANY = (
+    update(OutboxRow)
+    .where(
+        OutboxRow.id == any_(bindparam("ids", type_=ARRAY(BigInteger))),
+        OutboxRow.published_at.is_(None),
+    )
+    .values(published_at=bindparam("now", type_=UTCDateTime))
+)
 
 
 async def prune(session: AsyncSession, keep_seconds: float) -> int:
