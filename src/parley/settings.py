@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     rate_limit_otp_user: int = Field(default=5, ge=0)
     rate_limit_otp_user_seconds: float = Field(default=300.0, gt=0)
 
+    # Billing (parley.billing): on while the Stripe secret key is set, which then needs the
+    # webhook secret and the price of the `plus` plan. The publishable key and Stripe.js's
+    # address go to the web page; the API base points the client at a fake Stripe in tests.
+    stripe_secret_key: str | None = Field(default=None, repr=False)
+    stripe_webhook_secret: str | None = Field(default=None, repr=False)
+    stripe_price_id: str | None = None
+    stripe_publishable_key: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_js_url: str = "https://js.stripe.com/v3/"
+    stripe_timeout_seconds: float = Field(default=20.0, gt=0)
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_networks(cls, value: str) -> str:
@@ -135,12 +146,22 @@ class Settings(BaseSettings):
                 )
             if self.debug:
                 raise UnsafeSettingsError("PARLEY_DEBUG must be false in production")
+        if self.billing_enabled and not (self.stripe_webhook_secret and self.stripe_price_id):
+            raise UnsafeSettingsError(
+                "PARLEY_STRIPE_SECRET_KEY needs PARLEY_STRIPE_WEBHOOK_SECRET and "
+                "PARLEY_STRIPE_PRICE_ID (or unset it to turn billing off)"
+            )
         return self
 
     @property
     def services_mode(self) -> bool:
         """True when Redis is configured: pub/sub, event log and broker are external."""
         return self.redis_url is not None
+
+    @property
+    def billing_enabled(self) -> bool:
+        """True when a Stripe secret key is set: plans, limits and the billing routes."""
+        return bool(self.stripe_secret_key)
 
     @property
     def effective_broker_url(self) -> str:
