@@ -1,4 +1,4 @@
-"""`parley serve | worker | migrate | client`."""
+"""`parley serve | hooks | worker | migrate | client`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,32 @@ def _serve(args: argparse.Namespace) -> int:
         ws_per_message_deflate=settings.ws_compression,
         # A bigger client frame closes the socket with 1009 while it is being read.
         ws_max_size=MAX_CLIENT_FRAME_BYTES,
+    )
+    return 0
+
+
+def _hooks(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from parley.settings import get_settings
+
+    if not get_settings().services_mode:
+        print(
+            "parley hooks: needs services mode (PARLEY_REDIS_URL); in embedded mode "
+            "`parley serve` serves /hooks itself",
+            file=sys.stderr,
+        )
+        return 2
+    uvicorn.run(
+        "parley.hooks_app:create_hooks_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=False,  # the app reads X-Forwarded-* from trusted proxies only
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=args.graceful_timeout,
     )
     return 0
 
@@ -92,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds open requests get to finish on shutdown",
     )
     serve.set_defaults(func=_serve)
+
+    hooks = commands.add_parser("hooks", help="serve only the inbound webhooks (/hooks/...)")
+    hooks.add_argument("--host", default="127.0.0.1")
+    hooks.add_argument("--port", type=int, default=8001)
+    hooks.add_argument("--workers", type=int, default=1, help="server processes")
+    hooks.add_argument(
+        "--graceful-timeout", type=int, default=10, help="seconds open requests get on shutdown"
+    )
+    hooks.set_defaults(func=_hooks)
 
     worker = commands.add_parser("worker", help="run a background-job worker")
     worker.add_argument("--concurrency", type=int, default=None)
