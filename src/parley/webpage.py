@@ -19,8 +19,9 @@ from starlette.routing import Match
 
 WEB_DIR = Path(__file__).parent / "web" / "static"
 ROUTE_NAME = "web-page"
-# Paths that belong to the API: a GET there that no API route takes is not a file request.
-_API_PREFIXES = ("api/",)
+# Paths that belong to the API (and the webhooks): a GET there that no route takes is not a
+# file request.
+_API_PREFIXES = ("api/", "hooks/")
 _METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 _CSP = re.compile(r'(http-equiv="Content-Security-Policy"\s+content=")([^"]*)(")')
 _INDEX_PATHS = (".", "index.html")
