@@ -146,10 +146,15 @@ class Settings(BaseSettings):
                 )
             if self.debug:
                 raise UnsafeSettingsError("PARLEY_DEBUG must be false in production")
-        if self.billing_enabled and not (self.stripe_webhook_secret and self.stripe_price_id):
+        missing = [
+            f"PARLEY_{name.upper()}"
+            for name in ("stripe_webhook_secret", "stripe_price_id")
+            if self.billing_enabled and not getattr(self, name)
+        ]
+        if missing:
             raise UnsafeSettingsError(
-                "PARLEY_STRIPE_SECRET_KEY needs PARLEY_STRIPE_WEBHOOK_SECRET and "
-                "PARLEY_STRIPE_PRICE_ID (or unset it to turn billing off)"
+                f"PARLEY_STRIPE_SECRET_KEY needs {' and '.join(missing)} "
+                "(or leave it unset to turn billing off)"
             )
         return self
 

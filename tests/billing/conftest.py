@@ -10,6 +10,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,7 +33,7 @@ from tests.billing.fakestripe import (
     FakeStripe,
 )
 from tests.conftest import MODE, REDIS_URL, make_settings, migrated_database
-from tests.jobs.workers import WorkerProcess, settings_env, start_worker
+from tests.jobs.workers import WorkerProcess, settings_env
 from tests.ops.harness import guarded_client, use_cheap_password_hashing
 from tests.realtime.conftest import Api, Socket, make_user
 from tests.servers import ServerProcess, start_server
@@ -92,9 +95,23 @@ class BillingStack:
         self.start_worker()
 
     def start_worker(self) -> None:
-        """The `parley worker` of services mode (embedded mode has it inside the server)."""
-        if MODE == "services":
-            self.worker = start_worker(self.settings, self.workdir, name="billing-worker")
+        """The `parley worker --queues billing` of services mode (embedded mode runs jobs
+        inside the server)."""
+        if MODE != "services":
+            return
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+        env.update(settings_env(self.settings), PARLEY_LOG_FORMAT="json", PARLEY_LOG_LEVEL="INFO")
+        log_path = self.workdir / "billing-worker.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "parley.cli", "worker", "--queues", "billing"],
+                cwd=self.workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.worker = WorkerProcess(process, log_path)
 
     def stop_worker(self) -> None:
         if self.worker is not None:

@@ -11,6 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from parley.app import create_app
+from parley.settings import Settings, UnsafeSettingsError
 from tests.billing.conftest import billing_settings
 from tests.conftest import Account, register
 from tests.fixtures.ports import free_port
@@ -86,3 +87,16 @@ async def test_what_stripe_refuses_is_422(billing_client: httpx.AsyncClient) -> 
         "/api/v1/billing/subscription", json={"paymentMethodId": "no spaces"}, headers=sam.headers
     )
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("missing", ["stripe_webhook_secret", "stripe_price_id"])
+def test_billing_needs_its_webhook_secret_and_price(missing: str) -> None:
+    values = {
+        "stripe_secret_key": "sk_test_x",
+        "stripe_webhook_secret": "whsec_x",
+        "stripe_price_id": "price_x",
+    }
+    values[missing] = ""
+    with pytest.raises(UnsafeSettingsError, match=f"needs PARLEY_{missing.upper()} "):
+        Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    assert not Settings(_env_file=None, stripe_secret_key="").billing_enabled  # type: ignore[call-arg]
