@@ -114,8 +114,9 @@ class BillingStack:
         self.worker = WorkerProcess(process, log_path)
 
     def stop_worker(self) -> None:
+        """Kill the worker (a stopped worker: its queue keeps what arrives meanwhile)."""
         if self.worker is not None:
-            self.worker.stop()
+            self.worker.kill()
             self.worker = None
 
     def stop(self) -> None:

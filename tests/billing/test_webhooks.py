@@ -1,4 +1,6 @@
-"""`POST /hooks/stripe`: signatures, repeats, order, and the hooks process on its own.
+"""`POST /hooks/stripe`: signatures, repeats, order, and the hooks process on its own;
+and Schemathesis over the billing routes with billing on (tests/ops/test_schemathesis.py
+covers the whole document with billing off, where they answer 404).
 
 Here localstripe delivers no webhook: the tests send the events themselves, signed with
 the webhook secret, built from localstripe's real objects, in the order they choose.
@@ -29,8 +31,8 @@ from tests.billing.kit import (
     post_event,
     subscribe,
 )
-from tests.conftest import MODE
 from tests.jobs.workers import settings_env
+from tests.ops.test_schemathesis import MAX_EXAMPLES, REPO, SEED
 from tests.servers import free_port
 
 pytestmark = pytest.mark.timeout(90)
@@ -251,4 +253,27 @@ def test_parley_hooks_needs_services_mode(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "parley serve" in result.stderr
-    assert MODE in ("embedded", "services")
+
+
+@pytest.mark.timeout(180)
+async def test_schemathesis_finds_nothing_with_billing_on(stack: BillingStack) -> None:
+    user = await stack.user("schemathesis")
+    run = subprocess.run(  # noqa: ASYNC221 - the test has nothing else to do meanwhile
+        [
+            *(sys.executable, "-m", "schemathesis.cli", "run"),
+            f"{stack.http}/openapi.json",
+            *("--header", f"Authorization: Bearer {user.token}"),
+            *("--include-path-regex", "^/(api/v1/billing|hooks)"),
+            *("--checks", "all"),
+            *("--phases", "examples,coverage,fuzzing"),
+            *("--max-examples", MAX_EXAMPLES, "--seed", SEED, "--workers", "1"),
+            *("--suppress-health-check", "all"),
+            "--no-color",
+        ],
+        cwd=REPO,  # for schemathesis.toml
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
