@@ -42,6 +42,10 @@ async def apply_event(ctx: JobContext, event_id: str, *, attempt: int) -> Outcom
     if account is None:  # not about one of our customers
         await _mark_applied(ctx.db, event_id)
         return DONE
+    if not ctx.settings.billing_enabled:  # a worker started without the Stripe settings
+        error = "this worker has no PARLEY_STRIPE_SECRET_KEY: the event waits for one that has"
+        log.error("stripe event not applied", event_id=event_id, error=error)
+        return RunLater(utcnow() + timedelta(seconds=ctx.limits.retry_delay(attempt)), error)
     try:
         async with stripe_api(ctx.settings) as api:
             changed = await sync_account(ctx.db, api, account.user_id, event_id=event_id)
@@ -50,7 +54,8 @@ async def apply_event(ctx: JobContext, event_id: str, *, attempt: int) -> Outcom
         log.warning("stripe event not applied yet", event_id=event_id, error=exc.detail)
         return RunLater(utcnow() + timedelta(seconds=delay), error=exc.detail)
     if changed is None:
-        return RunLater(utcnow() + timedelta(seconds=ctx.limits.retry_delay(attempt)))
+        error = "the account kept changing while it was applied"
+        return RunLater(utcnow() + timedelta(seconds=ctx.limits.retry_delay(attempt)), error)
     log.info("stripe event applied", event_id=event_id, changed=changed)
     return DONE
 
