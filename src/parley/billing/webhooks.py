@@ -44,7 +44,9 @@ def verified_event(payload: bytes, signature: str | None, secret: str) -> dict[s
         raise BadRequest("the Stripe-Signature header is missing")
     try:
         text = payload.decode("utf-8")
-        stripe.WebhookSignature.verify_header(text, signature, secret)
+        stripe.WebhookSignature.verify_header(
+            text, signature, secret, tolerance=stripe.Webhook.DEFAULT_TOLERANCE
+        )
         event = json.loads(text)
     except stripe.SignatureVerificationError as exc:
         raise BadRequest(f"the Stripe-Signature is not valid: {exc.user_message}") from exc
