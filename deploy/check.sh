@@ -156,12 +156,12 @@ def require(condition, message):
         errors.append(message)
 
 services = base["services"]
-require(set(services) >= {"nginx", "api", "worker", "migrate", "flower", "postgres", "redis"},
+require(set(services) >= {"nginx", "api", "hooks", "worker", "migrate", "flower", "postgres", "redis"},
         f"services: {sorted(services)}")
 api = services["api"]
 require("container_name" not in api, "api must not set container_name (--scale)")
 require(not api.get("ports"), "api must not publish host ports (--scale; nginx is the way in)")
-for name in ("api", "worker"):
+for name in ("api", "hooks", "worker"):
     svc = services[name]
     deps = svc.get("depends_on", {})
     require(deps.get("migrate", {}).get("condition") == "service_completed_successfully",
@@ -171,6 +171,12 @@ for name in ("api", "worker"):
     require(svc["environment"].get("PARLEY_REDIS_URL", "").startswith("redis://"), f"{name}: Redis")
     require(svc["environment"].get("PARLEY_DATABASE_URL", "").startswith("postgresql+asyncpg://"),
             f"{name}: PostgreSQL")
+hooks = services["hooks"]
+require(hooks["command"][:1] == ["hooks"], "hooks runs `parley hooks`")
+require("container_name" not in hooks and not hooks.get("ports"), "hooks scales behind nginx")
+require("8001" in hooks["command"], "hooks listens on 8001")
+require("/hooks/health" in " ".join(hooks.get("healthcheck", {}).get("test", [])),
+        "hooks' healthcheck asks /hooks/health (the image's probes the api's port)")
 require(services["migrate"]["command"] == ["migrate"], "migrate runs `parley migrate`")
 require(services["migrate"].get("restart") in (None, "no"), "migrate is one-shot")
 require(services["worker"]["command"][0] == "worker", "worker runs `parley worker`")
@@ -187,6 +193,8 @@ for name, path in (("postgres", "/var/lib/postgresql/data"), ("redis", "/data"))
 nginx = services["nginx"]
 require(nginx["image"].startswith("nginx:"), "nginx: official image")
 require(nginx["environment"]["PARLEY_UPSTREAM"] == "api:8000", "nginx proxies to the api service")
+require(nginx["environment"].get("PARLEY_NGINX_HOOKS_UPSTREAM") == "hooks:8001",
+        "nginx sends /hooks/ to the hooks service")
 require(nginx["environment"]["PARLEY_NGINX_RESOLVER"] == "127.0.0.11", "nginx resolves through Docker DNS")
 require(nginx["environment"]["PARLEY_NGINX_SITE"] == "http", "compose.yaml serves plain HTTP")
 require([p["target"] for p in nginx["ports"]] == [80], "compose.yaml: nginx publishes port 80 only")

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, str] = {
     "PARLEY_NGINX_RESOLVER": "127.0.0.1",
     "PARLEY_NGINX_CORS_ORIGIN": "",
     "PARLEY_NGINX_FLOWER_UPSTREAM": "127.0.0.1:5555",
+    "PARLEY_NGINX_HOOKS_UPSTREAM": "127.0.0.1:8001",
     "PARLEY_NGINX_TLS_CERT_DIR": "/etc/letsencrypt/live/localhost",
 }
 
@@ -67,7 +68,12 @@ def validate(values: Mapping[str, str]) -> None:
         )
     if values["PARLEY_NGINX_SITE"] not in {"http", "https"}:
         raise RenderError("PARLEY_NGINX_SITE must be 'http' or 'https'")
-    for name in ("PARLEY_UPSTREAM", "PARLEY_NGINX_FLOWER_UPSTREAM", "PARLEY_NGINX_RESOLVER"):
+    for name in (
+        "PARLEY_UPSTREAM",
+        "PARLEY_NGINX_FLOWER_UPSTREAM",
+        "PARLEY_NGINX_HOOKS_UPSTREAM",
+        "PARLEY_NGINX_RESOLVER",
+    ):
         if not _ADDRESS.match(values[name]):
             raise RenderError(f"{name}={values[name]!r} is not a host, host:port or group name")
     origin = values["PARLEY_NGINX_CORS_ORIGIN"]

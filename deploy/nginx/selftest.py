@@ -211,7 +211,9 @@ def check(condition: bool, message: str) -> None:
 # ----------------------------------------------------------------------------- checks
 
 
-def check_prefix_site(client: Client, backends: list[StubBackend], flower: StubBackend) -> None:
+def check_prefix_site(
+    client: Client, backends: list[StubBackend], flower: StubBackend, hooks: StubBackend
+) -> None:
     echo = client.echo("/chat/api/v1/health/live")
     check(echo["path"] == "/api/v1/health/live", f"prefix not stripped: {echo['path']}")
     headers = echo["headers"]
@@ -350,6 +352,26 @@ def check_prefix_site(client: Client, backends: list[StubBackend], flower: StubB
     echo = client.echo("/flower/tasks", auth)
     check(echo["backend"] == flower.name and echo["path"] == "/flower/tasks", f"flower: {echo}")
 
+    # Webhooks: to the hooks process, prefix stripped, body passed; bursts beyond the
+    # limit answer a JSON 429 with Retry-After.
+    response, body = client.request(
+        "POST", "/chat/hooks/stripe", {"Stripe-Signature": "t=1,v1=00"}, b'{"id": "evt_1"}'
+    )
+    echo = json.loads(body)
+    check(response.status == 200, f"hooks: status {response.status}")
+    check(echo["backend"] == hooks.name, f"hooks not routed to the hooks process: {echo}")
+    check(echo["path"] == "/hooks/stripe", f"hooks path: {echo['path']}")
+    check(echo["headers"].get("stripe-signature") == "t=1,v1=00", "Stripe-Signature lost")
+    for _ in range(400):  # a burst of 200 passes, then 50 a second
+        limited, body = client.request("POST", "/chat/hooks/stripe")
+        if limited.status != 200:
+            break
+    check(limited.status == 429, f"webhooks are not rate limited: {limited.status}")
+    check("detail" in json.loads(body), f"429 body: {body!r}")
+    check(limited.headers.get("Retry-After") == "1", "429 without Retry-After")
+    echo = client.echo("/chat/api/v1/health/live")
+    check(echo["backend"] != hooks.name, "the api's routes must not go to the hooks process")
+
     # Failover: one app process gone, every request still answered by the other.
     backends[0].stop()
     names = {client.echo(f"/chat/api/v1/chats?j={i}")["backend"] for i in range(6)}
@@ -432,10 +454,11 @@ def run(nginx: str, verbose: bool) -> int:
 
         return register
 
-    @scenario("prefix /chat, two app processes, CORS, Flower")
+    @scenario("prefix /chat, two app processes, CORS, Flower, the hooks process")
     def _prefix(tmp: Path) -> None:
         backends = [StubBackend("app-1"), StubBackend("app-2")]
         flower = StubBackend("flower")
+        hooks = StubBackend("hooks")
         port = free_port()
         values = {
             **render.DEFAULTS,
@@ -443,15 +466,16 @@ def run(nginx: str, verbose: bool) -> int:
             "PARLEY_NGINX_LISTEN": f"127.0.0.1:{port}",
             "PARLEY_NGINX_CORS_ORIGIN": ORIGIN,
             "PARLEY_NGINX_FLOWER_UPSTREAM": flower.address,
+            "PARLEY_NGINX_HOOKS_UPSTREAM": hooks.address,
         }
         render.render(tmp, values, [b.address for b in backends])
         (tmp / "auth").mkdir()
         (tmp / "auth" / "htpasswd").write_text("ops:{PLAIN}secret\n")
         try:
             with running_nginx(nginx, tmp, [port]):
-                check_prefix_site(Client(port), backends, flower)
+                check_prefix_site(Client(port), backends, flower, hooks)
         finally:
-            for server in (*backends, flower):
+            for server in (*backends, flower, hooks):
                 with contextlib.suppress(Exception):
                     server.stop()
 

@@ -8,23 +8,22 @@ from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.routing import APIRoute
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from parley import __version__
 from parley.apidocs import install_docs
+from parley.asgi import install_edge_middleware, new_app
 from parley.auth.router import router as auth_router
+from parley.billing.hooks_router import router as billing_hooks_router
+from parley.billing.limits import enforce_plan_limits
+from parley.billing.router import router as billing_router
+from parley.billing.web import stripe_csp_sources
 from parley.chats.directory import ChatDirectory
 from parley.chats.router import router as chats_router
 from parley.db.engine import Database
 from parley.db.instance import instance_id
-from parley.errors import install_error_handlers
 from parley.jobs.router import router as jobs_router
 from parley.ops.gc_tuning import tune_for_serving
 from parley.ops.health import router as health_router
-from parley.ops.logging import configure_logging
 from parley.ops.metrics import metrics_endpoint
-from parley.ops.middleware import RequestMiddleware
 from parley.outbox.runtime import Outbox
 from parley.ratelimit import open_limiter
 from parley.realtime.factory import create_bus
@@ -40,14 +39,9 @@ from parley.worker import JobsRuntime
 API_PREFIX = "/api/v1"
 
 
-def _operation_id(route: APIRoute) -> str:
-    return route.name
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A Parley ASGI app. Its lifespan opens the database and the bus, and closes them."""
     settings = settings or get_settings()
-    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
         )
+        if settings.billing_enabled:
+            enforce_plan_limits(db)
         bus = create_bus(settings, await instance_id(db))
         await bus.start()
         jobs = JobsRuntime.create(settings, db, TASKS)
@@ -84,24 +80,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await bus.close()
             await db.dispose()
 
-    app = FastAPI(
-        title="Parley",
-        version=__version__,
-        description="Self-hostable real-time chat with background jobs.",
+    app = new_app(
+        settings,
         lifespan=lifespan,
-        root_path=settings.root_path,
-        generate_unique_id_function=_operation_id,
-        debug=settings.debug,
+        title="Parley",
+        description="Self-hostable real-time chat with background jobs.",
         docs_url=None,  # served from vendored assets instead of a CDN: see parley.apidocs
         redoc_url=None,
     )
-    install_error_handlers(app)
     install_docs(app)
     app.include_router(auth_router, prefix=API_PREFIX)
     app.include_router(chats_router, prefix=API_PREFIX)
     app.include_router(jobs_router, prefix=API_PREFIX)
     app.include_router(health_router, prefix=API_PREFIX)
     app.include_router(realtime_router, prefix=API_PREFIX)
+    app.include_router(billing_router, prefix=API_PREFIX)
+    app.include_router(billing_hooks_router)  # also served alone by `parley hooks`
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     if settings.cors_origin_list:
         app.add_middleware(
@@ -112,9 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
-    # Outermost: the client address and scheme, from X-Forwarded-* of trusted proxies only
-    # (the rightmost forwarded address that is not one of them), for every route and limit.
-    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
-    install_web_page(app)  # last: its catch-all GET route must not shadow another
+    install_edge_middleware(app, settings)
+    # Last: its catch-all GET route must not shadow another. Stripe.js only with billing on.
+    install_web_page(app, csp_sources=stripe_csp_sources(settings))
     return app

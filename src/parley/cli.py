@@ -1,4 +1,5 @@
-"""`parley serve | worker | migrate | demo | client`, and one-line errors when they cannot start."""
+"""`parley serve | hooks | worker | migrate | demo | client`, and one-line errors when they
+cannot start."""
 
 from __future__ import annotations
 
@@ -43,6 +44,34 @@ def _serve(args: argparse.Namespace) -> int:
         ws_per_message_deflate=settings.ws_compression,
         # A bigger client frame closes the socket with 1009 while it is being read.
         ws_max_size=MAX_CLIENT_FRAME_BYTES,
+    )
+    return 0
+
+
+def _hooks(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = startup.load_settings()
+    if not settings.services_mode:
+        raise startup.StartupError(
+            "parley hooks needs services mode (set PARLEY_REDIS_URL); in embedded mode"
+            " `parley serve` serves /hooks itself"
+        )
+    assert settings.redis_url is not None  # services mode
+    startup.check_port(args.host, args.port)
+    startup.check_redis(settings.redis_url)
+    startup.check_broker(settings)
+    startup.check_database(settings.database_url)
+    uvicorn.run(
+        "parley.hooks_app:create_hooks_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=False,  # the app reads X-Forwarded-* from trusted proxies only
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=args.graceful_timeout,
     )
     return 0
 
@@ -144,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds open requests get to finish on shutdown",
     )
     serve.set_defaults(func=_serve)
+
+    hooks = command("hooks", "serve only the inbound webhooks, /hooks/... (services mode)")
+    hooks.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    hooks.add_argument("--port", type=int, default=8001, help="port to listen on")
+    hooks.add_argument("--workers", type=int, default=1, help="server processes")
+    hooks.add_argument(
+        "--graceful-timeout",
+        type=int,
+        default=10,
+        help="seconds open requests get to finish on shutdown",
+    )
+    hooks.set_defaults(func=_hooks)
 
     worker = command("worker", "run a background-job worker (services mode)")
     worker.add_argument(

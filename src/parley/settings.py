@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     rate_limit_otp_user: int = Field(default=5, ge=0)
     rate_limit_otp_user_seconds: float = Field(default=300.0, gt=0)
 
+    # Billing (parley.billing): on while the Stripe secret key is set, which then needs the
+    # webhook secret and the price of the `plus` plan. The publishable key and Stripe.js's
+    # address go to the web page; the API base points the client at a fake Stripe in tests.
+    stripe_secret_key: str | None = Field(default=None, repr=False)
+    stripe_webhook_secret: str | None = Field(default=None, repr=False)
+    stripe_price_id: str | None = None
+    stripe_publishable_key: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_js_url: str = "https://js.stripe.com/v3/"
+    stripe_timeout_seconds: float = Field(default=20.0, gt=0)
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_networks(cls, value: str) -> str:
@@ -141,6 +152,16 @@ class Settings(BaseSettings):
                 )
             if self.debug:
                 raise UnsafeSettingsError("PARLEY_DEBUG must be false in production")
+        missing = [
+            f"PARLEY_{name.upper()}"
+            for name in ("stripe_webhook_secret", "stripe_price_id")
+            if self.billing_enabled and not getattr(self, name)
+        ]
+        if missing:
+            raise UnsafeSettingsError(
+                f"PARLEY_STRIPE_SECRET_KEY needs {' and '.join(missing)} "
+                "(or leave it unset to turn billing off)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -167,6 +188,11 @@ class Settings(BaseSettings):
     def services_mode(self) -> bool:
         """True when Redis is configured: pub/sub, event log and broker are external."""
         return self.redis_url is not None
+
+    @property
+    def billing_enabled(self) -> bool:
+        """True when a Stripe secret key is set: plans, limits and the billing routes."""
+        return bool(self.stripe_secret_key)
 
     @property
     def effective_broker_url(self) -> str:

@@ -8,16 +8,26 @@ imports no domain.
 
 from __future__ import annotations
 
+from parley.billing import upkeep as billing_upkeep
+from parley.billing.tasks import APPLY_EVENT
 from parley.chats import previews
 from parley.chats.tasks import PREVIEW
 from parley.jobs import sweeper
 from parley.jobs.tasks import PARSE
 
-TASKS = (PARSE, PREVIEW)
-"""The tasks, each with its queue (`parse`, `previews`)."""
+TASKS = (PARSE, PREVIEW, APPLY_EVENT)
+"""The tasks, each with its queue (`parse`, `previews`, `billing`)."""
 
-HOUSEKEEPING = (sweeper.requeue_abandoned, previews.fail_stale_previews)
+HOUSEKEEPING = (
+    sweeper.requeue_abandoned,
+    previews.fail_stale_previews,
+    billing_upkeep.forget_old_events,
+)
 """Run every few seconds by the leading relay: work whose worker is gone."""
 
-RECOVERIES = (sweeper.requeue_unsent, previews.requeue_pending_previews)
+RECOVERIES = (
+    sweeper.requeue_unsent,
+    previews.requeue_pending_previews,
+    billing_upkeep.requeue_unapplied_events,
+)
 """Run when an embedded worker starts: work the previous process's broker lost."""

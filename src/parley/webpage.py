@@ -7,25 +7,53 @@ methods the route has). Routes registered after the API's let the router tell th
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 WEB_DIR = Path(__file__).parent / "web" / "static"
 ROUTE_NAME = "web-page"
-# Paths that belong to the API: a GET there that no API route takes is not a file request.
-_API_PREFIXES = ("api/",)
+# Paths that belong to the API (and the webhooks): a GET there that no route takes is not a
+# file request.
+_API_PREFIXES = ("api/", "hooks/")
 _METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+_CSP = re.compile(r'(http-equiv="Content-Security-Policy"\s+content=")([^"]*)(")')
+_INDEX_PATHS = (".", "index.html")
+
+CspSources = Mapping[str, Sequence[str]]
+"""Sources to allow beyond the page's own policy, by directive: {"script-src": [...]}."""
 
 
-def install_web_page(app: FastAPI) -> None:
-    """Serve the files of `web/static` at `/` (index.html for `/` itself)."""
+def with_csp_sources(html: str, sources: CspSources) -> str:
+    """`html` whose Content-Security-Policy meta also allows `sources` (directives that it
+    lacks are added, starting from `'self'`)."""
+
+    def widen(match: re.Match[str]) -> str:
+        directives = [d.strip() for d in match.group(2).split(";") if d.strip()]
+        by_name = {d.split()[0]: d for d in directives}
+        for name, extra in sources.items():
+            current = by_name.get(name, f"{name} 'self'")
+            by_name[name] = " ".join([current, *extra])
+        return match.group(1) + "; ".join(by_name.values()) + match.group(3)
+
+    return _CSP.sub(widen, html, count=1)
+
+
+def install_web_page(app: FastAPI, *, csp_sources: CspSources | None = None) -> None:
+    """Serve the files of `web/static` at `/` (index.html for `/` itself), the page's
+    Content-Security-Policy widened by `csp_sources` (a payment script, when billing is on)."""
     if not WEB_DIR.is_dir():
         return
     files = StaticFiles(directory=WEB_DIR, html=True)
+    index = None
+    if csp_sources:
+        index = with_csp_sources((WEB_DIR / "index.html").read_text("utf-8"), csp_sources)
 
     async def web_file(request: Request) -> Response:
         path = request.path_params.get("path", "") or "."
@@ -33,6 +61,8 @@ def install_web_page(app: FastAPI) -> None:
             # A wrong method on an API path (405, the error handler says which are right),
             # or no such path (404).
             raise HTTPException(405 if api_methods(request) else 404)
+        if index is not None and path in _INDEX_PATHS:
+            return HTMLResponse(index, headers={"Cache-Control": "no-cache"})
         return await files.get_response(path, request.scope)
 
     for path in ("/", "/{path:path}"):

@@ -1,6 +1,8 @@
 """nginx (Debian's package) in front of real `parley serve` processes, under a path prefix.
 
-Two processes in services mode (one in embedded mode, which is one process by design);
+Two processes in services mode (one in embedded mode, which is one process by design),
+and in services mode a `parley hooks` process that nginx sends `/hooks/` to (in embedded
+mode `parley serve` answers those itself);
 the nginx config is the one compose uses, rendered by deploy/nginx/render.py. The apps trust
 nginx (127.0.0.1) as their proxy and limit registrations per client address.
 """
@@ -8,7 +10,9 @@ nginx (127.0.0.1) as their proxy and limit registrations per client address.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -51,6 +55,8 @@ def behind_nginx(
     apps: list[ServerProcess] = [
         start_server(env, workdir / f"app{i}") for i in range(2 if MODE == "services" else 1)
     ]
+    hooks = start_hooks(env, workdir / "hooks") if MODE == "services" else None
+    hooks_address = f"127.0.0.1:{hooks.port if hooks else apps[0].port}"
     port = free_port()
     conf_dir = workdir / "conf"
     upstreams = [arg for app in apps for arg in ("--upstream", f"127.0.0.1:{app.port}")]
@@ -64,6 +70,8 @@ def behind_nginx(
             f"127.0.0.1:{port}",
             "--root-path",
             PREFIX,
+            "--set",
+            f"PARLEY_NGINX_HOOKS_UPSTREAM={hooks_address}",
         ],
         check=True,
     )
@@ -92,6 +100,47 @@ def behind_nginx(
         proc.wait(10)
         for app in apps:
             app.stop()
+        if hooks is not None:
+            hooks.stop()
+
+
+def start_hooks(env: dict[str, str], workdir: Path) -> ServerProcess:
+    """`parley hooks` with the apps' settings, live on a free port."""
+    port = free_port()
+    workdir.mkdir(parents=True)
+    log = workdir / "hooks.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "parley.cli", "hooks", "--port", str(port)],
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}, **env},
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    hooks = ServerProcess(port, process, log, env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text())
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{hooks.http}/hooks/health/live", timeout=1).status_code == 200:
+                return hooks
+        time.sleep(0.05)  # polling the readiness URL of another process
+    hooks.stop()
+    raise RuntimeError(f"parley hooks did not start:\n{log.read_text()}")
+
+
+async def test_webhooks_go_to_their_own_process(behind_nginx: str) -> None:
+    async with httpx.AsyncClient(base_url=behind_nginx, timeout=15) as c:
+        # Billing is off here: the route answers 404 (from `parley hooks`, or the api).
+        hook = await c.post("/hooks/stripe", content=b"{}", headers={"Stripe-Signature": "x"})
+        assert hook.status_code == 404, hook.text
+        assert hook.json() == {"detail": "billing is not enabled on this server"}
+        health = await c.get("/hooks/health")
+        if MODE == "services":  # only the hooks process has this route
+            assert health.json() == {"status": "ok", "checks": {"database": "ok"}}
+        else:
+            assert health.status_code == 404  # the api serves /hooks/stripe only
 
 
 async def test_rest_and_websocket_session_through_nginx(behind_nginx: str) -> None:

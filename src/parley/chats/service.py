@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth.models import User
+from parley.billing import Limit, check_limit
 from parley.chats import posting, presenters, previews
 from parley.chats.models import Chat, ChatMember, Message
 from parley.chats.schemas import ChatOut, MessageOut, as_json
@@ -78,6 +79,7 @@ async def create_chat(
         existing = await session.scalar(select(Chat).where(Chat.direct_key == direct_key))
         if existing is not None:
             return await presenters.load_chat_out(session, existing), False
+    await check_limit(session, creator_id, Limit.GROUP_MEMBERS, len(others) + 1)
 
     now = utcnow()
     chat = Chat(
@@ -152,7 +154,8 @@ async def update_chat(
 async def add_member(
     session: AsyncSession, *, chat_id: int, user_id: int, new_user_id: int
 ) -> ChatOut:
-    """Add someone to a group chat; any member may. The newcomer gets `chat.created`.
+    """Add someone to a group chat; any member may, up to the limit of the owner's plan
+    (402). The newcomer gets `chat.created`.
 
     The membership's primary key settles concurrent adds of the same person: one wins, the
     other answers 409.
@@ -169,6 +172,9 @@ async def add_member(
         await session.rollback()
         raise Conflict("already a member") from exc
     out = await presenters.load_chat_out(session, chat)
+    # The owner's plan sets the group's size; over it, nothing is committed (402).
+    owner = next((m.user_id for m in out.members if m.role == "owner"), user_id)
+    await check_limit(session, owner, Limit.GROUP_MEMBERS, len(out.members))
     added = next(m for m in out.members if m.user_id == new_user_id)
     others = [m.user_id for m in out.members if m.user_id != new_user_id]
     payload = {"chatId": chat_id, "userId": new_user_id, "member": as_json(added)}

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.billing import Limit, check_limit
 from parley.common.errors import Conflict, NotFound
 from parley.db.base import utcnow
 from parley.jobs.events import emit_job
@@ -45,9 +46,13 @@ async def create_parse_job(
     """Record a parse job and enqueue it to run at `run_at` (now when absent or past).
 
     The job, its event and its enqueue commit together: a broker that is down delays the
-    job (the relay sends it once the broker is back), it never loses it.
+    job (the relay sends it once the broker is back), it never loses it. Over the plan's
+    parse jobs a day (the last 24 hours): PaymentRequired.
     """
     now = utcnow()
+    await check_limit(
+        session, user_id, Limit.PARSE_JOBS_PER_DAY, lambda: _jobs_in_a_day(session, user_id, now)
+    )
     due = max(run_at or now, now).astimezone(UTC)
     job = Job(user_id=user_id, kind="parse", url=url, run_at=due)
     job.created_at = now
@@ -57,6 +62,15 @@ async def create_parse_job(
     enqueue(session, PARSE_TASK, [job.id], run_at=job.run_at)
     await session.commit()
     return job
+
+
+async def _jobs_in_a_day(session: AsyncSession, user_id: int, now: datetime) -> int:
+    """The user's parse jobs of the last 24 hours, counting the one being created."""
+    since = now - timedelta(days=1)
+    count = await session.scalar(
+        select(func.count()).where(Job.user_id == user_id, Job.created_at > since)
+    )
+    return int(count or 0) + 1
 
 
 async def list_jobs(

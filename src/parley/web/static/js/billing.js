@@ -81,19 +81,87 @@ export async function cancelSubscription() {
   }
 }
 
-// ================================================================ HOOK: "Subscribe" (Stripe)
-// Called with an empty element whenever billing is on and the plan is not "plus". This is
-// where subscribing with Stripe Elements goes; it is the only place that may load Stripe.js,
-// so the script is fetched only on servers where billing is on. The steps:
-//   1. load https://js.stripe.com/v3/ with a <script> element (once), and allow
-//      https://js.stripe.com in the page's Content-Security-Policy (index.html);
-//   2. `POST billing/setup-intent` -> { clientSecret }; mount a Payment Element in `slot`;
-//   3. on submit, `stripe.confirmSetup({ elements, redirect: "if_required" })` gives the
-//      PaymentMethod id; `POST billing/subscription { paymentMethodId }` answers the new
-//      Billing (or 402 with Stripe's decline message: show it with showError);
-//   4. `onBillingUpdated(billing)`; later changes arrive as `billing.updated` events.
-// The publishable key is not part of the API yet: the server must provide it (for example
-// in the setup-intent answer).
+// ================================================================ "Subscribe" (Stripe)
+// Called with an empty element whenever billing is on and the plan is not "plus". It is the
+// only place that loads Stripe.js, and only when the person asks to upgrade, so the script
+// is never fetched on servers where billing is off. The server says where Stripe.js comes
+// from and which publishable key to use (GET billing/config), and its CSP allows that
+// origin only while billing is on. The card goes from Stripe's Card Element to Stripe;
+// Parley gets the PaymentMethod id of the confirmed SetupIntent.
+
+let stripeScript = null; // the loading of Stripe.js, once per page
+
+function loadStripeJs(url) {
+  if (!stripeScript) {
+    stripeScript = new Promise((resolve, reject) => {
+      const script = el("script", { src: url });
+      script.addEventListener("load", () => resolve(window.Stripe));
+      script.addEventListener("error", () => {
+        stripeScript = null; // try again next time
+        script.remove();
+        reject(new Error("The payment form could not be loaded; try again shortly."));
+      });
+      document.head.append(script);
+    });
+  }
+  return stripeScript;
+}
+
 export function mountSubscribe(slot, billing) {
-  slot.append(el("p", { class: "note" }, "Upgrading to Plus from this page is not available yet."));
+  const upgrade = el("button", { type: "button", id: "billing-upgrade" }, "Upgrade to Plus");
+  upgrade.addEventListener("click", () => startCheckout(slot, upgrade));
+  slot.append(
+    el("p", { class: "note" }, "Plus: groups of up to 5,000 members and 10,000 page fetches a day."),
+    upgrade,
+  );
+}
+
+/** A card form for a new SetupIntent: Stripe.js, the Card Element, a "Subscribe" button. */
+async function startCheckout(slot, trigger) {
+  showError("billing-error", null);
+  trigger.disabled = true;
+  try {
+    const config = await api("billing/config");
+    const Stripe = await loadStripeJs(config.stripeJsUrl);
+    const stripe = Stripe(config.publishableKey);
+    const { clientSecret } = await api("billing/setup-intent", { method: "POST" });
+    const card = stripe.elements().create("card");
+    const submit = el("button", { type: "submit" }, "Subscribe");
+    const form = el(
+      "form",
+      { id: "billing-card-form", "aria-label": "Card" },
+      el("div", { id: "billing-card", class: "card-field" }),
+      submit,
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      subscribeWith(slot, { stripe, card, clientSecret, submit });
+    });
+    slot.replaceChildren(form);
+    card.mount("#billing-card");
+  } catch (err) {
+    showError("billing-error", err);
+    trigger.disabled = false;
+  }
+}
+
+/** Confirm the SetupIntent with the card (Stripe), then subscribe with it (Parley). */
+async function subscribeWith(slot, { stripe, card, clientSecret, submit }) {
+  showError("billing-error", null);
+  submit.disabled = true;
+  try {
+    const { setupIntent, error } = await stripe.confirmCardSetup(clientSecret, {
+      payment_method: { card },
+    });
+    if (error) throw new Error(error.message || "The card was not accepted.");
+    const paymentMethodId =
+      typeof setupIntent.payment_method === "string" ? setupIntent.payment_method : setupIntent.payment_method.id;
+    onBillingUpdated(await api("billing/subscription", { method: "POST", json: { paymentMethodId } }));
+  } catch (err) {
+    // A declined card used up this SetupIntent: offer a fresh form, with the reason.
+    const retry = el("button", { type: "button", id: "billing-upgrade" }, "Try another card");
+    retry.addEventListener("click", () => startCheckout(slot, retry));
+    slot.replaceChildren(retry);
+    showError("billing-error", err);
+  }
 }

@@ -1,0 +1,49 @@
+"""Plan limits, checked by the services where they bite: group size and parse jobs a day.
+
+Billing on or off is a property of the database the app opened: the app calls
+`enforce_plan_limits(db)` when billing is on, and every session of that database then
+checks limits. A session of any other database (billing off, scripts, workers) checks none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.billing.models import BillingAccount
+from parley.billing.plans import Limit, PlanName, plan_for
+from parley.common.errors import PaymentRequired
+from parley.db.engine import Database
+
+_ENFORCED = "parley.billing.enforced"
+
+Count = int | Callable[[], Awaitable[int]]
+"""How many there would be after the change: a number, or a function that counts them
+(called only while billing is on)."""
+
+
+def enforce_plan_limits(db: Database) -> None:
+    """Make every session of `db` check plan limits (billing is on)."""
+    db.sessionmaker.configure(info={_ENFORCED: True})
+
+
+async def current_plan(session: AsyncSession, user_id: int) -> PlanName:
+    """The plan `user_id` is on now (`free` without a billing account)."""
+    status = await session.scalar(
+        select(BillingAccount.status).where(BillingAccount.user_id == user_id)
+    )
+    return plan_for(status or "none")
+
+
+async def check_limit(session: AsyncSession, user_id: int, limit: Limit, wanted: Count) -> None:
+    """Raise PaymentRequired (402, naming the limit) when `wanted` is over `limit` on the plan
+    of `user_id`. While billing is off nothing is checked (nor counted)."""
+    if not session.info.get(_ENFORCED):
+        return
+    plan = await current_plan(session, user_id)
+    allowed = limit.of(plan)
+    count = wanted if isinstance(wanted, int) else await wanted()
+    if count > allowed:
+        raise PaymentRequired(f"over a limit of the {plan} plan: at most {allowed:,} {limit.words}")
