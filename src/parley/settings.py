@@ -82,8 +82,11 @@ class Settings(BaseSettings):
     # Connections each process keeps open, and how many more it may open under a burst
     # (closed again as they come back). Size them so that every api and worker process
     # together stay below PostgreSQL's max_connections.
-    database_pool_size: int = Field(default=30, ge=1)
-    database_max_overflow: int = Field(default=10, ge=0)
+    # Connections a process keeps open and reuses. Overflow connections are opened for a
+    # burst and closed after each use: under steady load that is a new PostgreSQL backend
+    # every few requests, so by default there are none and a request beyond the pool waits.
+    database_pool_size: int = Field(default=40, ge=1)
+    database_max_overflow: int = Field(default=0, ge=0)
     # Freeze startup objects out of the garbage collector and collect less often (see
     # parley.ops.gc_tuning): full collections otherwise stall the event loop.
     gc_tuning: bool = True

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 from parley.db.outage import is_database_outage
 
@@ -62,7 +63,10 @@ async def fetchrow(
 ) -> asyncpg.Record | None:
     """`sql` with `arguments` on one of `engine`'s pooled connections, outside a transaction."""
     generation = _generations.get(engine.sync_engine, 0)
-    connection = await engine.raw_connection()
+    try:
+        connection = await engine.raw_connection()
+    except Exception as exc:  # SQLAlchemy does not wrap what its pool's connect raises
+        raise DBAPIError(sql, None, exc, connection_invalidated=is_database_outage(exc)) from exc
     lost = False
     try:
         driver: asyncpg.Connection = connection.driver_connection
@@ -73,7 +77,9 @@ async def fetchrow(
             connection.invalidate(exc)
         raise DBAPIError(sql, None, exc, connection_invalidated=lost) from exc
     finally:
-        connection.close()
+        # Returning it may close it (an overflow connection, an invalidated one): awaited
+        # I/O, which SQLAlchemy's pool only does inside its greenlet.
+        await greenlet_spawn(connection.close)
         if lost and _generations.get(engine.sync_engine, 0) == generation:
             # Like SQLAlchemy on a disconnect: the pool's other connections were opened to
             # the same server and are as dead; start afresh (once per loss).

@@ -44,8 +44,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_size", 30)
-    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_size", 40)
+    kwargs.setdefault("max_overflow", 0)
     # A ping per checkout costs three round trips per request; recycling old connections and
     # invalidating the pool on a disconnect error (SQLAlchemy does) is enough.
     kwargs.setdefault("pool_recycle", 1800)
