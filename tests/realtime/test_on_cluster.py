@@ -8,12 +8,12 @@ and `server_b` the third. One more test spreads a group over every master.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, migrated_database, truncate_all
 from tests.fixtures.parley_cluster import cluster_env, master_of_user
 from tests.fixtures.services import RedisCluster
 from tests.realtime.conftest import Api, make_user, server_env
@@ -46,12 +46,30 @@ pytestmark = pytest.mark.services_only
 
 
 @pytest.fixture(scope="module")
+def cluster_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of the cluster deployment's own. One database is one deployment: its
+    outbox relay leads from one process, which publishes to that process's Redis; sharing
+    the suite's database, the relay could lead from the suite's app, on another Redis."""
+    with migrated_database(tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+async def _empty_cluster_tables(cluster_database_url: str) -> AsyncIterator[None]:
+    """Every test starts with empty tables, as on the suite's database."""
+    yield
+    await truncate_all(cluster_database_url)
+
+
+@pytest.fixture(scope="module")
 def servers(
-    database_url: str, redis_cluster: RedisCluster, tmp_path_factory: pytest.TempPathFactory
+    cluster_database_url: str,
+    redis_cluster: RedisCluster,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[ServerProcess]]:
     """Three server processes on the Redis Cluster."""
     workdir = tmp_path_factory.mktemp("cluster-servers")
-    env = server_env(database_url, None, **cluster_env(redis_cluster, REDIS_URL))
+    env = server_env(cluster_database_url, None, **cluster_env(redis_cluster, REDIS_URL))
     started: list[ServerProcess] = []
     try:
         for _ in range(3):
