@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,46 +71,17 @@ class RequestMiddleware:
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_body_bytes:
             await _too_large(send_wrapper, self.max_body_bytes)
+        elif length.isdigit():
+            # The server reads exactly Content-Length bytes: the body cannot grow past it.
+            await self.app(scope, receive, send_wrapper)
         else:
-            received = 0
-            over_limit = False
-            app_started = False
-
-            async def receive_capped() -> Message:
-                nonlocal received, over_limit
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
-                        over_limit = True
-                        raise BodyTooLarge
-                return message
-
-            async def send_from_app(message: Message) -> None:
-                # FastAPI catches BodyTooLarge while parsing and answers 400 itself: once the
-                # body was over the limit, the app's answer is replaced by the 413.
-                nonlocal app_started
-                if over_limit and not app_started:
-                    if message["type"] == "http.response.start":
-                        await _too_large(send_wrapper, self.max_body_bytes)
-                    return
-                if message["type"] == "http.response.start":
-                    app_started = True
-                await send_wrapper(message)
-
-            try:
-                await self.app(scope, receive_capped, send_from_app)
-            except BodyTooLarge:
-                if app_started:  # pragma: no cover - handlers read bodies before answering
-                    raise
-                if not response_started:
-                    await _too_large(send_wrapper, self.max_body_bytes)
+            await self._capped(scope, receive, send_wrapper)
 
         elapsed = time.perf_counter() - started
-        template = _route_template(scope)
         method = scope["method"]
-        HTTP_REQUESTS.labels(method, template, str(status)).inc()
-        HTTP_LATENCY.labels(method, template).observe(elapsed)
+        template = _route_template(scope)
+        _requests(method, template, status).inc()
+        _latency(method, template).observe(elapsed)
         log.info(
             "request",
             method=method,
@@ -117,6 +90,57 @@ class RequestMiddleware:
             status=status,
             duration_ms=round(elapsed * 1000, 2),
         )
+
+    async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app, reading a body of unknown length (chunked) up to the limit: past it the
+        answer is a 413, whatever the app would have said."""
+        received = 0
+        over_limit = False
+        app_started = False
+        answered = False
+
+        async def receive_capped() -> Message:
+            nonlocal received, over_limit
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    over_limit = True
+                    raise BodyTooLarge
+            return message
+
+        async def send_from_app(message: Message) -> None:
+            # FastAPI catches BodyTooLarge while parsing and answers 400 itself: once the
+            # body was over the limit, the app's answer is replaced by the 413.
+            nonlocal app_started, answered
+            if over_limit and not app_started:
+                if message["type"] == "http.response.start":
+                    answered = True
+                    await _too_large(send, self.max_body_bytes)
+                return
+            if message["type"] == "http.response.start":
+                app_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive_capped, send_from_app)
+        except BodyTooLarge:
+            if app_started:  # pragma: no cover - handlers read bodies before answering
+                raise
+            if not answered:
+                await _too_large(send, self.max_body_bytes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _requests(method: str, template: str, status: int) -> Any:
+    """The request counter of one method, route and status (looked up once)."""
+    return HTTP_REQUESTS.labels(method, template, str(status))
+
+
+@functools.lru_cache(maxsize=4096)
+def _latency(method: str, template: str) -> Any:
+    """The latency histogram of one method and route (looked up once)."""
+    return HTTP_LATENCY.labels(method, template)
 
 
 def _route_template(scope: Scope) -> str:
