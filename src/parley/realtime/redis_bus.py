@@ -185,25 +185,25 @@ class RedisBus(Bus):
     def _append_call(
         self, event: LogEvent, partition: int, users: list[int], *, gated: bool
     ) -> ScriptCall:
+        # Bytes already: redis-py would check and encode each of these on every call.
         return ScriptCall(
             self._append,
             keys=[
-                self.layout.marker_prefix(partition) + str(event.row_id),
-                self.layout.gate(partition),
-                self.layout.deferred(partition),
-                *(self.layout.stream(u) for u in users),
+                (self.layout.marker_prefix(partition) + str(event.row_id)).encode(),
+                self.layout.gate(partition).encode(),
+                self.layout.deferred(partition).encode(),
+                *(self.layout.stream_key(u) for u in users),
             ],
             args=[
-                event.body,
+                event.body.encode(),
                 self._max_events,
                 self._max_age_ms,
                 max(2 * self._max_age_ms, STREAM_IDLE_EXPIRY_MS),
-                self.layout.channel(partition),
-                "1" if gated else "0",
+                self.layout.channel(partition).encode(),
+                b"1" if gated else b"0",
                 event.row_id,
                 MARKER_TTL_MS,
                 self._publish,
-                *users,
             ],
         )
 

@@ -20,6 +20,9 @@ from collections.abc import Iterable
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
+# Encoded stream names kept per layout (then forgotten all at once and rebuilt).
+_STREAM_KEYS_KEPT = 100_000
+
 
 class RedisLayout:
     """Key and channel names for a number of partitions.
@@ -38,6 +41,7 @@ class RedisLayout:
         self.scope = scope
         self._prefix = f"parley:{namespace}:" if namespace else "parley:"
         self._tags = [_tag_in_range(p, partitions) for p in range(partitions)]
+        self._stream_keys: dict[int, bytes] = {}
 
     def partition_of(self, user_id: int) -> int:
         """The partition that holds a user's keys."""
@@ -60,6 +64,16 @@ class RedisLayout:
     def stream(self, user_id: int) -> str:
         """The user's event log (a Stream)."""
         return self.user_key(user_id, "events")
+
+    def stream_key(self, user_id: int) -> bytes:
+        """`stream(user_id)` encoded, remembered for the users seen lately (every send names
+        each recipient's)."""
+        key = self._stream_keys.get(user_id)
+        if key is None:
+            if len(self._stream_keys) >= _STREAM_KEYS_KEPT:
+                self._stream_keys.clear()
+            key = self._stream_keys[user_id] = self.stream(user_id).encode()
+        return key
 
     def dropped(self, user_id: int) -> str:
         """The newest id trimmed from the user's log."""

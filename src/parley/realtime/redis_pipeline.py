@@ -19,7 +19,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 RedisClient: TypeAlias = "redis.Redis | RedisCluster"
-Arg: TypeAlias = str | int | float
+Arg: TypeAlias = str | bytes | int | float
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ScriptCall:
     """One call of a registered script."""
 
     script: AsyncScript
-    keys: Sequence[str]
+    keys: Sequence[str | bytes]
     args: Sequence[Arg]
 
 

@@ -24,7 +24,8 @@ end
 # KEYS: [1] the row's marker, [2] the gate, [3] the deferred set, [4..] the recipients' streams
 # ARGV: [1] body, [2] max events, [3] max age ms, [4] idle expiry ms, [5] channel,
 #       [6] '1' when gated (the fast path), [7] row id, [8] marker ttl ms,
-#       [9] publish command (PUBLISH, or SPUBLISH on a cluster), [10..] the recipients' ids
+#       [9] publish command (PUBLISH, or SPUBLISH on a cluster)
+# (a recipient's id is the end of its stream's name)
 # Returns 1 appended, 0 already appended (a retry or a second relay), -1 deferred, -2 deferred
 # because the gate was opened on another server (see the module docstring).
 #
@@ -88,7 +89,7 @@ local parts = {}
 for i = 1, streams do
   local key = KEYS[3 + i]
   local id = redis.call('XADD', key, '*', 'b', body)
-  parts[i] = ARGV[9 + i] .. ':' .. id
+  parts[i] = string.match(key, ':(%d+)$') .. ':' .. id
   redis.call('PEXPIRE', key, idle)
   local len = redis.call('XLEN', key)
   if len > max_events + math.max(16, math.floor(max_events / 8)) and len % 32 == 0 then
