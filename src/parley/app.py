@@ -89,8 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_docs(app)
-    app.include_router(auth_router, prefix=API_PREFIX)
+    # Chats first: routes are matched in order, and the send route is the hot one.
     app.include_router(chats_router, prefix=API_PREFIX)
+    app.include_router(auth_router, prefix=API_PREFIX)
     app.include_router(jobs_router, prefix=API_PREFIX)
     app.include_router(health_router, prefix=API_PREFIX)
     app.include_router(realtime_router, prefix=API_PREFIX)

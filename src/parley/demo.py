@@ -104,11 +104,10 @@ async def _chat(
         )
     last_id = 0
     for author, text in lines:
-        async with db.session() as session:
-            message, _ = await chats.send_message(
-                session, chat_id=chat.id, author_id=ids[author], text=text, client_id=None
-            )
-            last_id = message.id
+        sent = await chats.send_message(
+            db, chat_id=chat.id, author_id=ids[author], text=text, client_id=None
+        )
+        last_id = sent.id
     async with db.session() as session:  # the creator has read everything
         await chats.mark_read(session, chat_id=chat.id, user_id=ids[members[0]], message_id=last_id)
 

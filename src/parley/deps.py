@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from parley.db.engine import Database
 from parley.resources import Resources
 from parley.settings import Settings
 
@@ -38,5 +39,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_database(request: Request) -> Database:
+    """The app's database, for a route that opens its sessions itself (or none at all)."""
+    resources: Resources = request.app.state.resources
+    return resources.db
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.services_only  # the one-statement send path is Postgre
 
 
 async def test_sends_beyond_the_pool_close_their_overflow_connections(
-    database_url: str, redis_url: str | None, capfd: pytest.CaptureFixture[str]
+    own_database_url: str, redis_url: str | None, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    database_url = own_database_url  # alone on it: its backends are counted
     settings = make_settings(database_url, redis_url, database_pool_size=1, database_max_overflow=8)
     app: Any = create_app(settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):

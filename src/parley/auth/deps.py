@@ -13,6 +13,7 @@ from parley.auth import service, tokens
 from parley.auth.models import User
 from parley.common.errors import Forbidden, Unauthorized
 from parley.deps import SessionDep
+from parley.resources import Resources
 from parley.settings import Settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -78,19 +79,18 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 async def get_current_user_id(
-    request: Request,
-    session: SessionDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> int:
     """The authenticated caller's id. A bearer token alone is enough: no database read.
 
     For routes whose every query is scoped by membership, so that a token outliving its user
     finds nothing (404) rather than anything of theirs.
     """
+    resources: Resources = request.app.state.resources
     if token:
-        settings: Settings = request.app.state.resources.settings
-        return user_id_from_access_token(settings, token)
-    user = await get_current_user(request, session, token)
+        return user_id_from_access_token(resources.settings, token)
+    async with resources.db.session() as session:  # the session cookie is in the database
+        user = await get_current_user(request, session, token)
     return user.id
 
 

@@ -16,6 +16,7 @@ hole. SQLite runs the same rules through the ORM in one transaction.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, cast
 
@@ -37,7 +38,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.chats import presenters, previews
 from parley.chats.links import find_urls
@@ -46,8 +47,9 @@ from parley.chats.previews import PREVIEW_TASK
 from parley.chats.schemas import MessageOut, PreviewOut, as_json
 from parley.db.base import UTCDateTime, utcnow
 from parley.db.driver import DriverQuery
-from parley.outbox import EVENT, JOB, OutboxRow, Pending, committed, emit
-from parley.realtime.codec import encode_body
+from parley.db.engine import Database
+from parley.outbox import EVENT, JOB, OutboxRow, Pending, emit, publish_committed
+from parley.realtime.codec import encode_envelope, encode_json
 
 _messages = cast(Table, Message.__table__)
 _chats = cast(Table, Chat.__table__)
@@ -59,23 +61,31 @@ _outbox = cast(Table, OutboxRow.__table__)
 _ID_HOLE = "\x00message-id\x00"
 
 
+@dataclass(frozen=True)
+class Posted:
+    """A message just posted: its id and its JSON (the API's answer, `MessageOut`)."""
+
+    id: int
+    json: str
+
+
 async def post_message(
-    session: AsyncSession, *, chat_id: int, author_id: int, text: str, client_id: str | None
-) -> MessageOut | None:
-    """Post and commit a message with its previews and events; None when nothing was written.
+    db: Database, *, chat_id: int, author_id: int, text: str, client_id: str | None
+) -> Posted | None:
+    """Post and commit a message with its previews and events, and wait until the events are
+    published (see outbox.hooks); None when nothing was written.
 
     None means either that the author is not a member or that their `client_id` is taken in
     this chat; the caller tells the two apart on that rare path.
     """
-    engine = session.bind
-    assert isinstance(engine, AsyncEngine)  # sessions come from Database.sessionmaker
-    if engine.dialect.name == "postgresql":
+    if db.engine.dialect.name == "postgresql":
         return await _post_in_one_statement(
-            session, engine, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
+            db, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
         )
-    return await _post_with_orm(
-        session, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
-    )
+    async with db.session() as session:
+        return await _post_with_orm(
+            session, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
+        )
 
 
 def _message_out(
@@ -94,19 +104,16 @@ def _message_out(
 
 
 async def _post_in_one_statement(
-    session: AsyncSession,
-    engine: AsyncEngine,
-    *,
-    chat_id: int,
-    author_id: int,
-    text: str,
-    client_id: str | None,
-) -> MessageOut | None:
+    db: Database, *, chat_id: int, author_id: int, text: str, client_id: str | None
+) -> Posted | None:
     now = utcnow()
     urls = find_urls(text)
+    # The message is encoded once, with a hole for its id: the answer and the event's data.
     data = as_json(_message_out(0, chat_id, author_id, text, client_id, now))
     data["id"] = _ID_HOLE
-    head, tail = encode_body("message.created", data).split(json.dumps(_ID_HOLE), 1)
+    message_head, message_tail = encode_json(data).split(json.dumps(_ID_HOLE), 1)
+    envelope = encode_envelope("message.created")
+    head, tail = envelope + message_head, message_tail + "}"
     params = {
         "chat_id": chat_id,
         "author_id": author_id,
@@ -118,6 +125,7 @@ async def _post_in_one_statement(
         "tail": tail,
         "preview_task": PREVIEW_TASK,
     }
+    engine = db.engine
     row = await _one_statement(engine.dialect).fetchrow(engine, params)
     if row is None:
         return None
@@ -125,13 +133,13 @@ async def _post_in_one_statement(
     body = f"{head}{message_id}{tail}"
     rows = [Pending(event_id, EVENT, "message.created", tuple(recipients), body)]
     rows += [Pending(job_id, JOB, PREVIEW_TASK, (), job_body) for job_id, job_body in jobs or []]
-    committed(session, rows)
-    return _message_out(message_id, chat_id, author_id, text, client_id, now)
+    await publish_committed(db, rows)
+    return Posted(message_id, f"{message_head}{message_id}{message_tail}")
 
 
 async def _post_with_orm(
     session: AsyncSession, *, chat_id: int, author_id: int, text: str, client_id: str | None
-) -> MessageOut | None:
+) -> Posted | None:
     if await session.get(ChatMember, (chat_id, author_id)) is None:
         return None
     now = utcnow()
@@ -145,10 +153,10 @@ async def _post_with_orm(
         await session.rollback()
         return None
     await session.execute(_touch(), {"chat_id": chat_id, "now": now})
-    out = presenters.message_out(message)
-    emit(session, await presenters.member_ids(session, chat_id), "message.created", as_json(out))
+    data = as_json(presenters.message_out(message))
+    emit(session, await presenters.member_ids(session, chat_id), "message.created", data)
     await session.commit()
-    return out
+    return Posted(message.id, encode_json(data))
 
 
 @cache

@@ -7,6 +7,7 @@ that could fail and turn a committed change into an error.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -20,7 +21,9 @@ from parley.chats.models import Chat, ChatMember, Message
 from parley.chats.schemas import ChatOut, MessageOut, as_json
 from parley.common.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from parley.db.base import utcnow
+from parley.db.engine import Database
 from parley.outbox import emit
+from parley.realtime.codec import encode_json
 
 CHAT_NOT_FOUND = "chat not found"
 MESSAGE_NOT_FOUND = "message not found"
@@ -225,23 +228,35 @@ async def remove_member(
     await session.commit()
 
 
+@dataclass(frozen=True)
+class Sent:
+    """The answer to a send: the message's id and JSON, and whether it was created now."""
+
+    id: int
+    json: str
+    created: bool
+
+
 async def send_message(
-    session: AsyncSession, *, chat_id: int, author_id: int, text: str, client_id: str | None
-) -> tuple[MessageOut, bool]:
+    db: Database, *, chat_id: int, author_id: int, text: str, client_id: str | None
+) -> Sent:
     """Post a message. A repeated `client_id` returns the first message instead of a new one.
 
-    Returns the message and whether it was created now; see `posting` for how.
+    The hottest write: it takes the database rather than a session, and opens one only on the
+    rare path (see `posting` for the common one).
     """
     posted = await posting.post_message(
-        session, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
+        db, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
     )
     if posted is not None:
-        return posted, True
-    await membership(session, chat_id, author_id)
-    existing = await _by_client_id(session, chat_id, author_id, client_id)
-    if existing is None:  # pragma: no cover - a member's insert only yields to a clientId
-        raise NotFound(CHAT_NOT_FOUND)
-    return presenters.message_out(existing), False
+        return Sent(posted.id, posted.json, created=True)
+    async with db.session() as session:
+        await membership(session, chat_id, author_id)
+        existing = await _by_client_id(session, chat_id, author_id, client_id)
+        if existing is None:  # pragma: no cover - a member's insert only yields to a clientId
+            raise NotFound(CHAT_NOT_FOUND)
+        out = presenters.message_out(existing)
+        return Sent(out.id, encode_json(as_json(out)), created=False)
 
 
 async def _by_client_id(

@@ -6,8 +6,17 @@ rows at once (`OutboxPublisher`), and the relay publishes whatever is left (`Rel
 """
 
 from parley.outbox.emit import emit, emit_row, enqueue
-from parley.outbox.hooks import committed
+from parley.outbox.hooks import publish_committed
 from parley.outbox.items import Pending
 from parley.outbox.models import EVENT, JOB, OutboxRow
 
-__all__ = ["EVENT", "JOB", "OutboxRow", "Pending", "committed", "emit", "emit_row", "enqueue"]
+__all__ = [
+    "EVENT",
+    "JOB",
+    "OutboxRow",
+    "Pending",
+    "emit",
+    "emit_row",
+    "enqueue",
+    "publish_committed",
+]

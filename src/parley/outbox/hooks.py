@@ -59,12 +59,12 @@ def install(db: Database, publisher: OutboxPublisher) -> None:
     db.add_exit_hook(settle)
 
 
-def committed(session: AsyncSession, rows: Sequence[Pending]) -> None:
-    """Rows a statement committed outside the session's transaction (the send path's single
-    statement): publish them, and let the session wait for them like for its own.
+async def publish_committed(db: Database, rows: Sequence[Pending]) -> None:
+    """Rows a statement committed outside any session (the send path's single statement):
+    publish them, and wait for them as a session's end waits for its own.
 
     Without a publisher (a database opened by a script) the relay publishes them.
     """
-    publisher = _publishers.get(type(session.sync_session))
+    publisher = _publishers.get(db.sync_session_class)
     if rows and publisher is not None:
-        session.sync_session.info.setdefault(_WAITING, []).extend(publisher.submit(rows))
+        await publisher.settle(publisher.submit(rows))

@@ -40,12 +40,18 @@ def encode_body(event_type: str, data: Mapping[str, Any]) -> str:
 
     The id is prepended by whoever assigns it (the log), so one encoding serves every user.
     """
-    body = json.dumps(
-        {"type": event_type, "ts": utcnow().isoformat(), "data": data},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return body[1:]
+    return encode_envelope(event_type) + encode_json(data) + "}"
+
+
+def encode_json(data: Any) -> str:
+    """`data` as compact JSON, the way events and answers carry it."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_envelope(event_type: str) -> str:
+    """The start of a body whose data is appended already encoded: `encode_body` is this,
+    the data's JSON, and a closing brace."""
+    return '"type":' + json.dumps(event_type) + ',"ts":"' + utcnow().isoformat() + '","data":'
 
 
 def with_id(event_id: str, body: str) -> str:
