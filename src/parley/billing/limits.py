@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from parley.billing.models import BillingAccount
 from parley.billing.plans import Limit, PlanName, plan_for
@@ -37,13 +38,36 @@ async def current_plan(session: AsyncSession, user_id: int) -> PlanName:
     return plan_for(status or "none")
 
 
-async def check_limit(session: AsyncSession, user_id: int, limit: Limit, wanted: Count) -> None:
+async def check_limit(
+    session: AsyncSession,
+    user_id: int,
+    limit: Limit,
+    wanted: Count,
+    *,
+    serialize: tuple[InstrumentedAttribute[int], int] | None = None,
+) -> None:
     """Raise PaymentRequired (402, naming the limit) when `wanted` is over `limit` on the plan
-    of `user_id`. While billing is off nothing is checked (nor counted)."""
+    of `user_id`. While billing is off nothing is checked (nor counted).
+
+    `serialize` names the row that concurrent changes of the same count share, as (its id
+    column, its id): it is locked until the transaction ends before anything is counted, so
+    that two such changes cannot both count before either committed.
+    """
     if not session.info.get(_ENFORCED):
         return
+    if serialize is not None:
+        await _lock_row(session, *serialize)
     plan = await current_plan(session, user_id)
     allowed = limit.of(plan)
     count = wanted if isinstance(wanted, int) else await wanted()
     if count > allowed:
         raise PaymentRequired(f"over a limit of the {plan} plan: at most {allowed:,} {limit.words}")
+
+
+async def _lock_row(session: AsyncSession, column: InstrumentedAttribute[int], value: int) -> None:
+    if session.get_bind().dialect.name == "sqlite":
+        # No row locks: a write takes the database's write lock until the transaction ends.
+        await session.execute(update(column.class_).where(column == value).values({column: column}))
+    else:
+        # NO KEY UPDATE: rows that merely reference this one (foreign keys) are not blocked.
+        await session.execute(select(column).where(column == value).with_for_update(key_share=True))

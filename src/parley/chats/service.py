@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -177,7 +177,13 @@ async def add_member(
     out = await presenters.load_chat_out(session, chat)
     # The owner's plan sets the group's size; over it, nothing is committed (402).
     owner = next((m.user_id for m in out.members if m.role == "owner"), user_id)
-    await check_limit(session, owner, Limit.GROUP_MEMBERS, len(out.members))
+    await check_limit(
+        session,
+        owner,
+        Limit.GROUP_MEMBERS,
+        lambda: _member_count(session, chat_id),
+        serialize=(Chat.id, chat_id),
+    )
     added = next(m for m in out.members if m.user_id == new_user_id)
     others = [m.user_id for m in out.members if m.user_id != new_user_id]
     payload = {"chatId": chat_id, "userId": new_user_id, "member": as_json(added)}
@@ -185,6 +191,14 @@ async def add_member(
     emit(session, [new_user_id], "chat.created", as_json(out))
     await session.commit()
     return out
+
+
+async def _member_count(session: AsyncSession, chat_id: int) -> int:
+    """Members of a chat, as this transaction sees them now."""
+    count = await session.scalar(
+        select(func.count()).select_from(ChatMember).where(ChatMember.chat_id == chat_id)
+    )
+    return int(count or 0)
 
 
 async def remove_member(

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.auth.models import User
 from parley.billing import Limit, check_limit
 from parley.common.errors import Conflict, NotFound
 from parley.db.base import utcnow
@@ -51,7 +52,11 @@ async def create_parse_job(
     """
     now = utcnow()
     await check_limit(
-        session, user_id, Limit.PARSE_JOBS_PER_DAY, lambda: _jobs_in_a_day(session, user_id, now)
+        session,
+        user_id,
+        Limit.PARSE_JOBS_PER_DAY,
+        lambda: _jobs_in_a_day(session, user_id, now),
+        serialize=(User.id, user_id),
     )
     due = max(run_at or now, now).astimezone(UTC)
     job = Job(user_id=user_id, kind="parse", url=url, run_at=due)
