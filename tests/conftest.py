@@ -127,6 +127,9 @@ def make_settings(database_url: str, redis_url: str | None, **overrides: Any) ->
         # Many apps start in one test process: freezing each one's objects would keep them
         # (and their cycles) alive for the whole run. Server subprocesses keep the default.
         "gc_tuning": False,
+        # Many apps share one PostgreSQL (100 connections): a concurrency test must not
+        # leave 40 idle ones behind in the session's app.
+        "database_pool_size": 10,
         # The suite registers and logs in hundreds of times a minute from one address: limits
         # that never trip, so that the limiter still runs on every auth request
         # (tests/ratelimit sets the ones it tests).
