@@ -113,7 +113,7 @@ def test_version(tmp_path: Path) -> None:
     assert result.stdout.strip() == f"parley {parley.__version__}"
 
 
-@pytest.mark.parametrize("command", ["serve", "worker", "migrate", "demo"])
+@pytest.mark.parametrize("command", ["serve", "hooks", "worker", "migrate", "demo"])
 def test_every_option_says_what_it_does_and_its_default(tmp_path: Path, command: str) -> None:
     result = run(tmp_path, command, "--help")
     assert result.returncode == 0, result.stderr
@@ -128,6 +128,9 @@ def test_every_option_says_what_it_does_and_its_default(tmp_path: Path, command:
         assert len(described) > 10, (command, words)
         if takes_a_value:
             assert "(default:" in words, (command, words)
+        # Said once, and never as a bare None.
+        assert words.count("(default") <= 1, (command, words)
+        assert "(default: None)" not in words, (command, words)
 
 
 def one_line_failure(result: subprocess.CompletedProcess[str], *needles: str) -> str:

@@ -136,13 +136,23 @@ def _client(args: argparse.Namespace) -> int:
     return client_main(args.client_args)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, where there is one to tell and the text does not tell it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False) or "(default" in text:
+            return text
+        return super()._get_help_string(action) or text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `parley` command."""
     parser = argparse.ArgumentParser(
         prog="parley",
         description="Parley: a self-hostable chat server with background jobs. Settings are "
         "PARLEY_* environment variables (or a .env file): see .env.example.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"parley {__version__}")
     parser.add_argument(
@@ -157,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=text,
             description=text,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
 
     serve = command(
@@ -196,13 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--queues",
         default=None,
-        help="comma-separated queues to take (default: all of them: parse, previews)",
+        help="comma-separated queues to take (default: all of them: parse, previews, billing)",
     )
     worker.add_argument(
-        "--name", default=None, help="Celery node name (default celery@HOSTNAME; %%h = host)"
+        "--name", default=None, help="Celery node name (default: celery@HOSTNAME; %%h = host)"
     )
     worker.add_argument(
-        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on this port (default: none served)",
     )
     worker.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
     worker.add_argument(
