@@ -40,6 +40,7 @@ async def test_a_failing_dependency_makes_health_503_and_names_it(
             resp = await c.get("/api/v1/health")
             live = await c.get("/api/v1/health/live")
     assert resp.status_code == 503
+    assert int(resp.headers["Retry-After"]) >= 1  # like every 503
     body = resp.json()
     assert body["status"] != "ok"
     assert body["checks"]["database"] == "ok"

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from parley.common.errors import Unavailable
 from parley.deps import ResourcesDep
 from parley.resources import HealthCheck
 
@@ -49,7 +50,15 @@ async def _run(check: HealthCheck) -> str:
 @router.get(
     "/health",
     response_model=HealthOut,
-    responses={503: {"model": HealthOut, "description": "a dependency is down"}},
+    responses={
+        503: {
+            "model": HealthOut,
+            "description": "a dependency is down",
+            "headers": {
+                "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+            },
+        }
+    },
 )
 async def health(resources: ResourcesDep) -> JSONResponse:
     """200 when the database, pub/sub and broker all work; 503 naming the one that does not.
@@ -66,6 +75,8 @@ async def health_report(checks: dict[str, HealthCheck]) -> JSONResponse:
     results = await asyncio.gather(*(_run(checks[n]) for n in names))
     report = dict(zip(names, results, strict=True))
     ok = all(r == "ok" for r in results)
-    return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": report}, status_code=200 if ok else 503
-    )
+    body = {"status": "ok" if ok else "unavailable", "checks": report}
+    if ok:
+        return JSONResponse(body)
+    # Every 503 says when to look again (the contract); a probe may ignore it.
+    return JSONResponse(body, status_code=503, headers=Unavailable("").headers)
