@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -11,8 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 import parley
+from parley.auth import service as accounts
+from parley.auth.models import User
+from parley.chats.models import Message
+from parley.db.engine import Database
 from tests.servers import free_port
 
 PARLEY = Path(sys.executable).parent / "parley"
@@ -233,3 +239,41 @@ def test_demo_fills_an_empty_database_once(tmp_path: Path) -> None:
     assert messages >= 10
     again = run(tmp_path, "demo", **env)
     one_line_failure(again, "already has 4 users", "--force")
+
+
+def test_demo_on_the_suite_s_database_and_with_force(tmp_path: Path, own_database_url: str) -> None:
+    """The same on this pass's database (PostgreSQL in services mode); --force adds the demo
+    beside real users, and says so in one line when the demo is there already."""
+    env = {"PARLEY_DATABASE_URL": own_database_url}
+    asyncio.run(_register_someone(own_database_url))
+    refused = run(tmp_path, "demo", **env)
+    one_line_failure(refused, "already has 1 users", "--force")
+
+    forced = run(tmp_path, "demo", "--force", **env)
+    assert forced.returncode == 0, forced.stderr
+    assert asyncio.run(_count(own_database_url, User)) == 5
+    assert asyncio.run(_count(own_database_url, Message)) >= 10
+
+    again = run(tmp_path, "demo", "--force", **env)
+    one_line_failure(again, "demo's users are there already", "alice")
+    assert asyncio.run(_count(own_database_url, User)) == 5
+
+
+async def _register_someone(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+            await accounts.register(
+                session, username="erin", password="correct horse battery", display_name=None
+            )
+    finally:
+        await db.dispose()
+
+
+async def _count(database_url: str, model: type[User | Message]) -> int:
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+            return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+    finally:
+        await db.dispose()

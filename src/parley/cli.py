@@ -94,6 +94,10 @@ def _demo(args: argparse.Namespace) -> int:
         raise startup.StartupError(
             f"{exc}; the demo is for an empty database (pass --force to add it anyway)"
         ) from exc
+    except demo.AlreadyThere as exc:
+        raise startup.StartupError(
+            f"{exc}: log in as alice with the password {demo.PASSWORD!r}"
+        ) from exc
     names = ", ".join(p.username for p in people)
     print(f"demo data added: users {names}, a direct chat and two groups.")
     print(f"log in as any of them with the password {demo.PASSWORD!r}:")

@@ -23,6 +23,10 @@ class NotEmpty(Exception):
     """The database already has users: the demo would mix with real data."""
 
 
+class AlreadyThere(Exception):
+    """The demo's own users exist already: it was added before."""
+
+
 @dataclass(frozen=True)
 class Person:
     """A demo user."""
@@ -69,6 +73,15 @@ async def fill(db: Database, *, force: bool = False) -> list[Person]:
         existing = await session.scalar(select(func.count()).select_from(User))
     if existing and not force:
         raise NotEmpty(f"the database already has {existing} users")
+    if existing:
+        async with db.session() as session:
+            taken = list(
+                await session.scalars(
+                    select(User.username).where(User.username.in_([p.username for p in PEOPLE]))
+                )
+            )
+        if taken:
+            raise AlreadyThere(f"the demo's users are there already ({', '.join(sorted(taken))})")
     ids: dict[str, int] = {}
     for person in PEOPLE:
         async with db.session() as session:
