@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,8 +11,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import PASSWORD
-from tests.realtime.conftest import make_user
-from tests.servers import ServerProcess
+from tests.realtime.conftest import make_user, server_env
+from tests.servers import ServerProcess, start_server
 
 
 async def _session_cookie(server: ServerProcess, username: str) -> str:
@@ -68,3 +69,41 @@ async def test_a_frame_over_64_kib_closes_the_socket_with_1009(server_a: ServerP
         assert '"type":"ready"' in await asyncio.wait_for(ws.recv(), 10)
         await ws.send('{"type":"ping","pad":"' + "x" * (60 * 1024) + '"}')
         assert await asyncio.wait_for(ws.recv(), 10) == '{"type":"pong"}'
+
+
+async def test_cookie_sockets_from_an_origin_in_parley_cors_origins(
+    database_url: str, redis_url: str | None, tmp_path: Path
+) -> None:
+    """A page served elsewhere (PARLEY_CORS_ORIGINS) may open cookie sockets; its
+    spelling with a default port or a trailing slash is the same origin; others may not,
+    nor a page claiming our origin over https through an untrusted X-Forwarded-Proto."""
+    env = server_env(
+        database_url,
+        redis_url,
+        PARLEY_CORS_ORIGINS="https://chat.example, http://app.example:8080/",
+        PARLEY_TRUSTED_PROXIES="192.0.2.1",  # this test's client is not a proxy
+    )
+    server = await asyncio.to_thread(start_server, env, tmp_path)
+    try:
+        await make_user(server, "alice")
+        cookie = await _session_cookie(server, "alice")
+        for allowed in (
+            "https://chat.example",
+            "https://chat.example:443",
+            "http://app.example:8080",
+        ):
+            assert await _first_frame_or_close(server.ws, Cookie=cookie, Origin=allowed) == "ready"
+        for refused in ("http://chat.example", "https://app.example:8080", "https://evil.example"):
+            assert await _first_frame_or_close(server.ws, Cookie=cookie, Origin=refused) in (
+                403,
+                4403,
+            ), refused
+        # A scheme forwarded by a peer that is not a trusted proxy is ignored: it cannot make
+        # an https page our own.
+        own_https = f"https://127.0.0.1:{server.port}"
+        spoofed = await _first_frame_or_close(
+            server.ws, Cookie=cookie, Origin=own_https, **{"X-Forwarded-Proto": "https"}
+        )
+        assert spoofed in (403, 4403)
+    finally:
+        await asyncio.to_thread(server.stop)
