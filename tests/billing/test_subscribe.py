@@ -3,6 +3,8 @@ localstripe, whose webhooks reach the server's `/hooks/stripe`."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.billing.conftest import BillingStack
@@ -67,6 +69,28 @@ async def test_subscribing_makes_the_plan_plus_and_tells_that_user_alone(
     customer = customers_of(stack, alice)[0]["id"]
     subscriptions = stack.stripe.get("/v1/subscriptions", customer=customer).json()["data"]
     assert len(subscriptions) == 1
+
+
+@pytest.mark.services_only  # SQLite could only lock the whole database across Stripe's call
+async def test_two_subscribes_at_once_make_one_subscription(stack: BillingStack) -> None:
+    """Two tabs, two cards, one click each at the same moment: one subscription at Stripe,
+    and both answers say `plus`."""
+    dana = await stack.user("dana")
+    answers = await asyncio.gather(
+        subscribe(dana, stack.stripe.card()), subscribe(dana, stack.stripe.card())
+    )
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert all(a.json()["plan"] == "plus" for a in answers)
+    # The customer is created under an idempotency key, which localstripe does not keep:
+    # it may hold a spare customer here, never a second subscription.
+    made = [
+        subscription
+        for customer in customers_of(stack, dana)
+        for subscription in stack.stripe.get("/v1/subscriptions", customer=customer["id"]).json()[
+            "data"
+        ]
+    ]
+    assert len(made) == 1, made
 
 
 @pytest.mark.parametrize("card", [CARD_DECLINED, CARD_CHARGE_DECLINED])

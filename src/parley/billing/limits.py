@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -17,6 +17,7 @@ from parley.billing.models import BillingAccount
 from parley.billing.plans import Limit, PlanName, plan_for
 from parley.common.errors import PaymentRequired
 from parley.db.engine import Database
+from parley.db.locks import lock_row
 
 _ENFORCED = "parley.billing.enforced"
 
@@ -56,18 +57,9 @@ async def check_limit(
     if not session.info.get(_ENFORCED):
         return
     if serialize is not None:
-        await _lock_row(session, *serialize)
+        await lock_row(session, *serialize)
     plan = await current_plan(session, user_id)
     allowed = limit.of(plan)
     count = wanted if isinstance(wanted, int) else await wanted()
     if count > allowed:
         raise PaymentRequired(f"over a limit of the {plan} plan: at most {allowed:,} {limit.words}")
-
-
-async def _lock_row(session: AsyncSession, column: InstrumentedAttribute[int], value: int) -> None:
-    if session.get_bind().dialect.name == "sqlite":
-        # No row locks: a write takes the database's write lock until the transaction ends.
-        await session.execute(update(column.class_).where(column == value).values({column: column}))
-    else:
-        # NO KEY UPDATE: rows that merely reference this one (foreign keys) are not blocked.
-        await session.execute(select(column).where(column == value).with_for_update(key_share=True))

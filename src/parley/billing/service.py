@@ -1,9 +1,11 @@
 """The rules of billing, API side: the caller's Billing, a SetupIntent, subscribe, cancel.
 
-No transaction is held open across a call to Stripe: the account is read (and its Stripe
-customer created and committed, on first use), Stripe is called, then its answer is written
-with a compare-and-set (see `accounts.store_state`). If Stripe cannot be reached the request
-answers 503 and nothing changed on our side; a retry repeats the same idempotent calls.
+The account is read (and its Stripe customer created and committed, on first use), Stripe
+is called, then its answer is written with a compare-and-set (see `accounts.store_state`).
+If Stripe cannot be reached the request answers 503 and nothing changed on our side; a
+retry repeats the same idempotent calls. One transaction is held across a call to Stripe:
+subscribing keeps the caller's account row locked (PostgreSQL) until the subscription is
+stored, so that two subscribes at once (two cards, two tabs) cannot make two subscriptions.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from parley.billing.schemas import BillingOut
 from parley.billing.state import SubscriptionState, state_of
 from parley.billing.stripe_api import StripeApi
 from parley.common.errors import Conflict
+from parley.db.locks import lock_row
 
 
 async def get_billing(session: AsyncSession, user_id: int) -> BillingOut:
@@ -54,6 +57,12 @@ async def subscribe(
     PaymentRequired with Stripe's message, and nothing changes.
     """
     account, customer_id = await _customer(session, api, user_id, username)
+    if session.get_bind().dialect.name == "postgresql":
+        # One subscribe at a time per account: a second request (another card, another
+        # tab) waits here until the first is stored, then finds the account paid. (SQLite
+        # could only lock the whole database across the call to Stripe.)
+        await lock_row(session, BillingAccount.user_id, user_id)
+        account = await accounts.account_of(session, user_id) or account
     if account.status in PAID_STATUSES:
         return BillingOut.of(account)
     # The same card after the same previous subscription is the same attempt: a retry gets
