@@ -8,6 +8,8 @@ and `server_b` the third. One more test spreads a group over every master.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -93,3 +95,43 @@ async def test_a_group_spread_over_every_master_reaches_every_process(
 
     for sock in sockets:
         assert (await sock.next_of("message.created"))["data"]["id"] == sent["id"]
+
+
+async def test_sockets_share_the_process_s_connections_to_each_node(
+    servers: list[ServerProcess], redis_cluster: RedisCluster, open_socket: Any
+) -> None:
+    """Live delivery takes one connection per process per node, never one per socket: 24
+    more sockets (and a message to all of them) open no new connection to the cluster."""
+    server = servers[0]
+    node_ports = {node.port for node in redis_cluster.servers}
+    users = [await make_user(server, f"many{n}") for n in range(25)]
+    sockets = [await open_socket(server, users[0])]
+    before = _established(server.process.pid, node_ports)
+    sockets += [await open_socket(server, user) for user in users[1:]]
+    chat_id = await users[0].group(*users[1:])
+    for sock in sockets:
+        assert (await sock.next_of("chat.created"))["data"]["id"] == chat_id
+    after = _established(server.process.pid, node_ports)
+    assert before >= len(redis_cluster.masters)  # it does hold its connections to the nodes
+    # A command's connection may be added under concurrency; a socket's never is.
+    assert after <= before + 2, (before, after)
+
+
+def _established(pid: int, remote_ports: set[int]) -> int:
+    """The TCP connections of process `pid` established to one of `remote_ports`."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)  # the header
+            for line in lines:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if fields[3] == "01" and fields[9] in inodes and remote_port in remote_ports:
+                    count += 1  # state 01: ESTABLISHED
+    return count
