@@ -109,6 +109,8 @@ DEFAULT_REDIS = REDIS_URL  # the benchmarks' database: BENCH_REDIS, default db 1
 USER_ID_BASE = 900_000_000
 TARGET_P99_MS = 100.0
 TARGET_KIB_PER_SOCKET = 64.0
+TARGET_US_PER_DELIVERY = 20.0
+TARGET_SATURATION_RATIO = 3.0
 OPEN_CONCURRENCY = 50
 OPEN_TIMEOUT = 180.0  # seconds for a receiver to open its share; later sockets count as failed
 DRAIN_TIMEOUT = 15.0
@@ -467,6 +469,23 @@ class Measurement:
     def server_ms_per_message(self) -> float:
         return self.cpu.get("server", math.nan) / self.messages * 1000
 
+    @property
+    def server_us_per_delivery(self) -> float:
+        """Server CPU per delivery, the send path included (it is small against a group's
+        fan-out)."""
+        return self.cpu.get("server", math.nan) / max(self.unique, 1) * 1e6
+
+    @property
+    def clean(self) -> bool:
+        """Every message accepted and delivered once, p99 under the target."""
+        return (
+            self.lost == 0
+            and self.duplicates == 0
+            and not self.send_errors
+            and self.open_failed == 0
+            and self.ms(99) < TARGET_P99_MS
+        )
+
     def ms(self, pct: float) -> float:
         return percentile(self.latency, pct) * 1000
 
@@ -516,6 +535,7 @@ class Measurement:
                 f"    cpu s        over {window:.1f}s: server {server:.1f}"
                 f" ({server / window:.0%} of a core;"
                 f" {server / messages * 1e3:.2f} ms per message,"
+                f" {self.server_us_per_delivery:.1f} us per delivery,"
                 f" {self.idle_cpu:.0%} of a core while idle), redis {redis_s:.1f},"
                 f" postgres backends {postgres:.1f} ({postgres / messages * 1e3:.2f} ms/message),"
                 f" load generator {sender + receivers:.1f}"
@@ -969,6 +989,88 @@ def check_fd_limit(sockets: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+@dataclass
+class Saturation:
+    """A target's steps of a rising rate, and the best clean one."""
+
+    name: str
+    steps: list[tuple[float, Measurement]] = field(default_factory=list)
+
+    @property
+    def best(self) -> Measurement | None:
+        """The clean step with the most deliveries per second."""
+        clean = [m for _, m in self.steps if m.clean]
+        return max(clean, key=lambda m: m.deliveries_per_s) if clean else None
+
+    @property
+    def deliveries_per_s(self) -> float:
+        best = self.best
+        return best.deliveries_per_s if best is not None else 0.0
+
+
+async def saturate(
+    target: Target, args: argparse.Namespace, redis_client: redis.Redis
+) -> Saturation:
+    """Run the load at each of `--rates` in turn, `--step-duration` s each, on fresh sockets,
+    until a step is not clean (a loss, a duplicate, an error, or p99 >= the target)."""
+    found = Saturation(target.name)
+    for rate in args.rates:
+        step_args = argparse.Namespace(**{**vars(args), "rate": rate, "duration": args.step})
+        progress(f"{target.name}: {rate:g} messages/s for {args.step:g}s")
+        m = await measure(target, step_args, redis_client)
+        found.steps.append((rate, m))
+        print(
+            f"  {target.name:<7} {rate:>6g} msg/s: {m.deliveries_per_s:>7.0f} deliveries/s,"
+            f" p99 {m.ms(99):7.1f} ms, lost {m.lost}, dup. {m.duplicates},"
+            f" errors {sum(m.send_errors.values())};"
+            f" server {m.server_us_per_delivery:.1f} us per delivery"
+            f" ({m.cpu.get('server', 0.0) / (m.window or math.nan):.0%} of a core);"
+            f" machine {m.cpu.get('busy', 0.0):.0f} of {m.cpu.get('total', 0.0):.0f} CPU-s busy"
+            f" -> {'clean' if m.clean else 'SATURATED'}",
+            flush=True,
+        )
+        if not m.clean:
+            break
+    return found
+
+
+def summarize_saturation(parley: Saturation, naive: Saturation | None) -> int:
+    """Print each target's saturation rate and the ratio; 0 when the targets are met."""
+    print()
+    checks: list[tuple[str, bool, str]] = []
+    best = parley.best
+    print(
+        f"Parley at saturation: {parley.deliveries_per_s:.0f} deliveries/s"
+        + (f" ({best.server_us_per_delivery:.1f} us of server CPU per delivery)" if best else "")
+    )
+    if best is not None:
+        checks.append(
+            (
+                f"<= {TARGET_US_PER_DELIVERY:.0f} us of server CPU per delivery",
+                best.server_us_per_delivery <= TARGET_US_PER_DELIVERY,
+                f"{best.server_us_per_delivery:.1f} us",
+            )
+        )
+    if naive is not None:
+        print(f"naive at saturation: {naive.deliveries_per_s:.0f} deliveries/s")
+        got = parley.deliveries_per_s / naive.deliveries_per_s if naive.deliveries_per_s else 0
+        last_naive = naive.steps[-1][1] if naive.steps else None
+        if naive.best is None and last_naive is not None:
+            print("  (the naive relay was not clean even at the lowest rate)")
+        checks.append(
+            (
+                f">= {TARGET_SATURATION_RATIO:g}x the naive relay's deliveries/s at saturation",
+                got >= TARGET_SATURATION_RATIO,
+                f"{got:.2f}x" if naive.deliveries_per_s else "naive never clean",
+            )
+        )
+    if parley.steps and parley.best is parley.steps[-1][1]:
+        print("  (Parley was clean at the highest rate tried: raise --rates to find its limit)")
+    for label, ok, value in checks:
+        print(f"target {label}: {'met' if ok else 'MISSED'} ({value})")
+    return 0 if checks and all(ok for _, ok, _ in checks) else 1
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b and not math.isnan(b) else "n/a"
 
@@ -1036,6 +1138,11 @@ async def main_async(args: argparse.Namespace, run: Run, scratch: Path) -> int:
         )
         print(check.report(), flush=True)
     redis_client = redis.Redis.from_url(args.redis)
+    if args.rates:
+        try:
+            return await saturation_run(args, run, scratch, members, redis_client)
+        finally:
+            await redis_client.aclose()
     try:
         await redis_client.flushdb()
         parley = None
@@ -1068,6 +1175,34 @@ async def main_async(args: argparse.Namespace, run: Run, scratch: Path) -> int:
         await redis_client.aclose()
 
 
+async def saturation_run(
+    args: argparse.Namespace,
+    run: Run,
+    scratch: Path,
+    members: list[list[int]],
+    redis_client: redis.Redis,
+) -> int:
+    """`--rates`: each target's deliveries/s at saturation, and their ratio."""
+    await redis_client.flushdb()
+    parley = naive = None
+    if not args.no_parley:
+        target = await setup_parley(run, args, scratch, members)
+        parley = await saturate(target, args, redis_client)
+        target.server.stop()
+        run.servers.remove(target.server)
+    if not args.no_naive:
+        await redis_client.flushdb()
+        target = await setup_naive(run, args, scratch, members)
+        naive = await saturate(target, args, redis_client)
+        target.server.stop()
+        run.servers.remove(target.server)
+    await redis_client.flushdb()
+    if parley is None:
+        return 0
+    code = summarize_saturation(parley, naive)
+    return code if args.check else 0
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--chats", type=int, default=100, help="group chats")
@@ -1083,6 +1218,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the servers' permessage-deflate: none (Parley's default) or deflate"
         " (PARLEY_WS_COMPRESSION=true); the sockets always offer it, as browsers do",
     )
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(r) for r in text.split(",")],
+        help="saturation search: these messages/s in turn (comma-separated, rising), each"
+        " for --step seconds on fresh sockets, until a step loses, duplicates, errs or has"
+        " a p99 over 100 ms; prints each target's deliveries/s at saturation and the ratio",
+    )
+    parser.add_argument("--step", type=float, default=10.0, help="seconds per --rates step")
     parser.add_argument("--redis", default=DEFAULT_REDIS, help="Redis URL (flushed!)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     parser.add_argument("--no-parley", action="store_true", help="measure the naive one only")
