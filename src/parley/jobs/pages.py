@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -73,7 +73,8 @@ async def store_page(session: AsyncSession, parsed: ParsedPage) -> int:
         "site_name": extracted.site_name,
         "lang": extracted.lang,
         "text": extracted.text,
-        "links": [asdict(link) for link in extracted.links],
+        # Not dataclasses.asdict: it deep-copies each of the page's hundreds of links.
+        "links": [{"href": link.href, "text": link.text} for link in extracted.links],
         "fetched_at": utcnow(),
     }
     changed = [k for k in values if k != "url"]
