@@ -293,6 +293,8 @@ def parley_env(args: argparse.Namespace, database_url: str, secret: str) -> dict
         "PARLEY_AUTO_MIGRATE": "false",
         "PARLEY_FETCH_ALLOW_PRIVATE": "true",
         "PARLEY_JOB_QUEUE_PREFIX": QUEUE_PREFIX,
+        # 8 posting connections need no more; PostgreSQL's connections are shared.
+        "PARLEY_DATABASE_POOL_SIZE": "10",
         # One socket gets ~5 events per job; keep it from being closed as a slow consumer.
         "PARLEY_WS_SEND_QUEUE_SIZE": "100000",
     }
