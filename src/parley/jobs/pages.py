@@ -40,6 +40,16 @@ async def recent_page(session: AsyncSession, url: str, max_age_seconds: float) -
     return page
 
 
+def recent_page_id(url: Any, max_age_seconds: float) -> Any:
+    """A scalar subquery: the id of the stored page of `url` (a column or a value) if it was
+    fetched less than `max_age_seconds` ago, else NULL; None when pages are never reused.
+    (`recent_page` as part of another statement: the job claim returns it.)"""
+    if max_age_seconds <= 0:
+        return None
+    since = utcnow() - timedelta(seconds=max_age_seconds)
+    return select(Page.id).where(Page.url == url, Page.fetched_at > since).scalar_subquery()
+
+
 async def fetch_and_parse(url: str, settings: Settings, on_step: StepHook) -> ParsedPage:
     """Fetch `url` under the fetcher's limits, then extract it off the event loop.
 

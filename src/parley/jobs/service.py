@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth.models import User
@@ -24,7 +24,7 @@ from parley.common.errors import Conflict, NotFound
 from parley.db.base import utcnow
 from parley.jobs.events import emit_job
 from parley.jobs.models import FINISHED_STATUSES, Job
-from parley.jobs.pages import fetch_and_parse, recent_page, store_page
+from parley.jobs.pages import fetch_and_parse, recent_page, recent_page_id, store_page
 from parley.ops.metrics import JOB_OUTCOMES
 from parley.outbox import enqueue
 from parley.parser import FetchError
@@ -125,12 +125,12 @@ async def run_parse_job(ctx: JobContext, job_id: int, *, redelivered: bool = Fal
     """
     now = utcnow()
     async with ctx.db.session() as session:
-        job = await _claim(session, ctx, job_id, now=now, redelivered=redelivered)
-        if job is None:
+        claimed = await _claim(session, ctx, job_id, now=now, redelivered=redelivered)
+        if claimed is None:
             return await _not_claimed(session, ctx, job_id, now=now, redelivered=redelivered)
-        page = await recent_page(session, job.url, ctx.limits.page_cache)
-        if page is not None:  # fetched less than page_cache ago: reuse it
-            job.status, job.progress, job.page_id = "succeeded", PROGRESS["done"], page.id
+        job, page_id = claimed
+        if page_id is not None:  # fetched less than page_cache ago: reuse it
+            job.status, job.progress, job.page_id = "succeeded", PROGRESS["done"], page_id
             job.finished_at = utcnow()
         _changed(session, job)
         await session.commit()
@@ -147,28 +147,42 @@ def _abandoned(ctx: JobContext, now: datetime) -> Any:
 
 async def _claim(
     session: AsyncSession, ctx: JobContext, job_id: int, *, now: datetime, redelivered: bool
-) -> Job | None:
+) -> tuple[Job, int | None] | None:
+    """Claim the job (see the module docstring); with it, in the same statement, the id of
+    a page of its URL recent enough to be reused (`recent_page`), if any."""
     takeover = Job.status == "running" if redelivered else _abandoned(ctx, now)
-    job: Job | None = await session.scalar(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.run_at <= now,
-            Job.attempts < ctx.limits.max_attempts,
-            or_(Job.status == "queued", takeover),
+    # SQLite writes RETURNING's columns unqualified, which would turn the subquery's
+    # `pages.url = jobs.url` into `url = url`: there the page is looked up afterwards.
+    on_postgres = session.get_bind().dialect.name == "postgresql"
+    recent = recent_page_id(Job.url, ctx.limits.page_cache) if on_postgres else None
+    row = (
+        await session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.run_at <= now,
+                Job.attempts < ctx.limits.max_attempts,
+                or_(Job.status == "queued", takeover),
+            )
+            .values(
+                status="running",
+                attempts=Job.attempts + 1,
+                progress=PROGRESS["fetching"],
+                started_at=now,
+                heartbeat_at=now,
+                finished_at=None,
+                error=None,
+            )
+            .returning(Job, recent if recent is not None else null())
         )
-        .values(
-            status="running",
-            attempts=Job.attempts + 1,
-            progress=PROGRESS["fetching"],
-            started_at=now,
-            heartbeat_at=now,
-            finished_at=None,
-            error=None,
-        )
-        .returning(Job)
-    )
-    return job
+    ).first()
+    if row is None:
+        return None
+    job, page_id = row
+    if not on_postgres:
+        page = await recent_page(session, job.url, ctx.limits.page_cache)
+        page_id = page.id if page is not None else None
+    return job, page_id
 
 
 async def _not_claimed(
