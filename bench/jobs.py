@@ -471,7 +471,7 @@ async def run_noop(
     """
     from parley.worker import NOOP_TASK
 
-    queue = celery.limits.queue("parse")
+    queue = celery.queue_names("parse")
     workers = len(stack.workers)
 
     def publish() -> float:
