@@ -19,7 +19,7 @@ from parley.auth import service as accounts
 from parley.auth.models import User
 from parley.chats.models import Message
 from parley.db.engine import Database
-from tests.servers import free_port
+from tests.fixtures.servers import free_port
 
 PARLEY = Path(sys.executable).parent / "parley"
 

@@ -14,9 +14,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import MODE, PASSWORD
-from tests.realtime.conftest import server_env
-from tests.servers import ServerProcess, start_server
+from tests.conftest import MODE
+from tests.fixtures.servers import ServerProcess, server_env, start_server
+from tests.fixtures.users import PASSWORD
 
 
 @pytest.fixture(scope="module")

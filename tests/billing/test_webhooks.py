@@ -31,9 +31,9 @@ from tests.billing.kit import (
     post_event,
     subscribe,
 )
-from tests.jobs.workers import settings_env
-from tests.ops.test_schemathesis import MAX_EXAMPLES, REPO, SEED
-from tests.servers import free_port
+from tests.fixtures.servers import free_port
+from tests.fixtures.workers import settings_env
+from tests.ops.test_schemathesis import run_schemathesis
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -258,22 +258,10 @@ def test_parley_hooks_needs_services_mode(tmp_path: Path) -> None:
 @pytest.mark.timeout(180)
 async def test_schemathesis_finds_nothing_with_billing_on(stack: BillingStack) -> None:
     user = await stack.user("schemathesis")
-    run = subprocess.run(  # noqa: ASYNC221 - the test has nothing else to do meanwhile
-        [
-            *(sys.executable, "-m", "schemathesis.cli", "run"),
-            f"{stack.http}/openapi.json",
-            *("--header", f"Authorization: Bearer {user.token}"),
-            *("--include-path-regex", "^/(api/v1/billing|hooks)"),
-            *("--checks", "all"),
-            *("--phases", "examples,coverage,fuzzing"),
-            *("--max-examples", MAX_EXAMPLES, "--seed", SEED, "--workers", "1"),
-            *("--suppress-health-check", "all"),
-            "--no-color",
-        ],
-        cwd=REPO,  # for schemathesis.toml
-        capture_output=True,
-        text=True,
+    run_schemathesis(  # the test has nothing else to do meanwhile
+        stack.http,
+        user.token,
+        *("--include-path-regex", "^/(api/v1/billing|hooks)"),
+        *("--phases", "examples,coverage,fuzzing"),
         timeout=170,
-        check=False,
     )
-    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]

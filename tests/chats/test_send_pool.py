@@ -12,7 +12,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from parley.app import create_app
-from tests.conftest import PG_ADMIN_URL, make_settings, register
+from tests.conftest import PG_ADMIN_URL
+from tests.fixtures.apps import make_settings
+from tests.fixtures.users import register
 
 pytestmark = pytest.mark.services_only  # the one-statement send path is PostgreSQL's
 

@@ -24,9 +24,15 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import MODE, PASSWORD
-from tests.realtime.conftest import server_env
-from tests.servers import ServerProcess, free_port, start_server, wait_until_live
+from tests.conftest import MODE
+from tests.fixtures.servers import (
+    ServerProcess,
+    free_port,
+    server_env,
+    start_server,
+    wait_until_live,
+)
+from tests.fixtures.users import PASSWORD
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "/chat"
