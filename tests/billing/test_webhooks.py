@@ -9,9 +9,6 @@ the webhook secret, built from localstripe's real objects, in the order they cho
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +27,7 @@ from tests.billing.kit import (
     post_event,
     subscribe,
 )
+from tests.fixtures.commands import run_parley
 from tests.fixtures.servers import start_server
 from tests.fixtures.workers import settings_env
 from tests.ops.test_schemathesis import run_schemathesis
@@ -210,16 +208,7 @@ async def test_the_hooks_process_answers_while_no_worker_runs(
 
 def test_parley_hooks_needs_services_mode(tmp_path: Path) -> None:
     """In embedded mode `parley serve` serves /hooks itself: `parley hooks` says so."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "parley.cli", "hooks"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_parley({}, "hooks", cwd=tmp_path)
     assert result.returncode == 2
     assert "parley serve" in result.stderr
 

@@ -8,6 +8,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from tests.chats.conftest import create_group
 from tests.conftest import PG_ADMIN_URL
 from tests.fixtures.apps import make_settings, running_app
 from tests.fixtures.http import guarded_client
@@ -24,12 +25,7 @@ async def test_sends_beyond_the_pool_close_their_overflow_connections(
     async with running_app(settings) as app, guarded_client(app) as c:
         alice = await register(c, "alice")
         bob = await register(c, "bob")
-        created = await c.post(
-            "/api/v1/chats",
-            json={"type": "group", "title": "t", "memberIds": [bob.id]},
-            headers=alice.headers,
-        )
-        chat_id = created.json()["id"]
+        chat_id = (await create_group(c, alice, bob))["id"]
 
         async def send(n: int) -> int:
             resp = await c.post(

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,8 +17,8 @@ from parley.chats.previews import fail_stale_previews
 from parley.jobs.models import Job
 from parley.jobs.sweeper import requeue_abandoned
 from parley.worker import JobLimits
-from tests.conftest import MODE
 from tests.fixtures.apps import running_app
+from tests.fixtures.commands import run_parley
 from tests.fixtures.http import guarded_client
 from tests.fixtures.users import Account, register
 from tests.fixtures.workers import start_worker
@@ -35,10 +32,7 @@ from tests.jobs.conftest import (
 )
 from tests.jobs.pageserver import PageServer
 
-services_only = [
-    pytest.mark.services_only,
-    pytest.mark.skipif(MODE != "services", reason="needs Redis and PostgreSQL"),
-]
+services_only = [pytest.mark.services_only]
 
 
 async def flag(event: Any, timeout: float = 30.0) -> bool:
@@ -203,16 +197,9 @@ async def test_a_broker_that_is_down_delays_new_jobs_and_loses_none(
 
 
 def test_parley_worker_needs_a_broker(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "parley.cli", "worker"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=60,
-    )
+    done = run_parley({}, "worker", cwd=tmp_path)
     assert done.returncode == 2
-    assert b"needs a broker" in done.stderr
+    assert "needs a broker" in done.stderr
 
 
 async def killed_midway(

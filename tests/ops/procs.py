@@ -6,18 +6,17 @@ import asyncio
 import json
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from parley.settings import Settings
+from tests.fixtures.commands import run_parley
 from tests.fixtures.servers import free_port
-from tests.fixtures.workers import WorkerProcess, worker_env
+from tests.fixtures.workers import WorkerProcess
 
 LOG_DEADLINE = 60.0
 
@@ -104,17 +103,3 @@ def sample(text: str, name: str, labels: dict[str, str] | None = None) -> float:
 def run_check(settings: Settings, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     """`parley worker --check ...` with the environment of `settings`."""
     return run_parley(settings, "worker", "--check", *args, **extra_env)
-
-
-def run_parley(
-    settings: Settings, *args: str, **extra_env: str
-) -> subprocess.CompletedProcess[str]:
-    """`parley ...` (the installed console script) with the environment of `settings`."""
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "parley"), *args],
-        env=worker_env(settings, **extra_env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )

@@ -16,8 +16,9 @@ import yaml
 
 from parley.jobs.service import PARSE_TASK
 from parley.settings import Settings
-from tests.conftest import MODE, delete_bus_keys, truncate_all
+from tests.conftest import delete_bus_keys, truncate_all
 from tests.fixtures.apps import TEST_SECRET, running_app
+from tests.fixtures.commands import run_parley
 from tests.fixtures.http import guarded_client
 from tests.fixtures.users import Account, register
 from tests.fixtures.workers import WorkerProcess, start_worker
@@ -32,7 +33,6 @@ from tests.jobs.pageserver import PageServer, running_page_server
 from tests.ops.procs import (
     json_lines,
     run_check,
-    run_parley,
     sample,
     unique_node,
     wait_for_lines,
@@ -41,7 +41,6 @@ from tests.ops.procs import (
 
 pytestmark = [
     pytest.mark.services_only,
-    pytest.mark.skipif(MODE != "services", reason="needs Redis and PostgreSQL"),
     pytest.mark.timeout(240),
 ]
 

@@ -17,6 +17,7 @@ from parley.outbox import emit_row
 from parley.outbox.models import OutboxRow
 from parley.realtime.bus import Appended, LogEvent
 from parley.realtime.codec import encode_body
+from tests.chats.conftest import create_group, send
 from tests.conftest import truncate_all
 from tests.fixtures.apps import make_settings, running_app
 from tests.fixtures.http import guarded_client
@@ -76,18 +77,9 @@ async def test_published_rows_are_pruned(own_database_url: str, redis_url: str |
     async with running_app(settings) as application, guarded_client(application) as client:
         alice = await register(client, "alice")
         bob = await register(client, "bob")
-        chat = await client.post(
-            "/api/v1/chats",
-            json={"type": "group", "title": "t", "memberIds": [bob.id]},
-            headers=alice.headers,
-        )
+        chat = await create_group(client, alice, bob)
         for n in range(3):
-            resp = await client.post(
-                f"/api/v1/chats/{chat.json()['id']}/messages",
-                json={"text": f"m{n}"},
-                headers=alice.headers,
-            )
-            assert resp.status_code == 201
+            await send(client, alice, chat["id"], f"m{n}")
 
         async def outbox_empty() -> bool:
             async with application.state.resources.db.session() as session:
