@@ -10,29 +10,30 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from parley.app import create_app
+from parley.auth import passwords
+from parley.db.engine import Database
 from parley.db.migrate import upgrade_to_head
 from parley.models import Base
 from parley.settings import Settings
+from tests.fixtures.apps import AppWith, ClientWith, make_settings, running_app
+from tests.fixtures.http import guarded_client
+from tests.fixtures.users import Account, register
 
 pytest_plugins = ["tests.fixtures.plugin"]
 
 MODE = os.environ.get("PARLEY_TEST_MODE", "embedded")
 PG_ADMIN_URL = os.environ.get("PARLEY_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("PARLEY_TEST_REDIS", "redis://127.0.0.1:6379/15")
-TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
-PASSWORD = "correct horse battery"
 
 
 def pytest_report_header() -> str:
@@ -114,49 +115,58 @@ def settings(database_url: str, redis_url: str | None) -> Settings:
     return make_settings(database_url, redis_url)
 
 
-def make_settings(database_url: str, redis_url: str | None, **overrides: Any) -> Settings:
-    """Test settings, with any field overridden."""
-    values: dict[str, Any] = {
-        "env": "test",
-        "database_url": database_url,
-        "redis_url": redis_url,
-        "secret_key": TEST_SECRET,
-        "log_format": "console",
-        "log_level": "WARNING",
-        "fetch_allow_private": True,
-        # Many apps start in one test process: freezing each one's objects would keep them
-        # (and their cycles) alive for the whole run. Server subprocesses keep the default.
-        "gc_tuning": False,
-        # Many apps share one PostgreSQL (100 connections): a concurrency test must not
-        # leave 40 idle ones behind in the session's app.
-        "database_pool_size": 10,
-        # The suite registers and logs in hundreds of times a minute from one address: limits
-        # that never trip, so that the limiter still runs on every auth request
-        # (tests/ratelimit sets the ones it tests).
-        "rate_limit_login_username": 1_000_000,
-        "rate_limit_login_ip": 1_000_000,
-        "rate_limit_register_ip": 1_000_000,
-        "rate_limit_refresh_ip": 1_000_000,
-        "rate_limit_otp_user": 1_000_000,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[Any]:
     """One running app (lifespan entered) for the whole session."""
-    application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+    async with running_app(settings) as application:
         yield application
 
 
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://parley.test") as c:
+    """The app's in-process client; any 5xx answer or traceback fails the test."""
+    async with guarded_client(app) as c:
         yield c
+
+
+@pytest.fixture
+async def exit_stack() -> AsyncIterator[AsyncExitStack]:
+    """What a test opened through the factories below, closed after it."""
+    async with AsyncExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture
+def app_with(database_url: str, redis_url: str | None, exit_stack: AsyncExitStack) -> AppWith:
+    """A new app (lifespan entered, on the run's database) with these settings overridden."""
+
+    async def make(**overrides: Any) -> FastAPI:
+        settings = make_settings(database_url, redis_url, **overrides)
+        return await exit_stack.enter_async_context(running_app(settings))
+
+    return make
+
+
+@pytest.fixture
+def client_with(app_with: AppWith, exit_stack: AsyncExitStack) -> ClientWith:
+    """A guarded client of a new app with these settings overridden."""
+
+    async def make(**overrides: Any) -> httpx.AsyncClient:
+        app = await app_with(**overrides)
+        return await exit_stack.enter_async_context(guarded_client(app))
+
+    return make
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """The run's database, for tests that call the services directly."""
+    passwords.configure(settings)  # what the app does at start: cheap hashing
+    database = Database(settings.database_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -177,6 +187,17 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         await r.aclose()
 
 
+async def delete_bus_keys(redis_url: str) -> None:
+    """Delete Parley's own keys (`parley:*`) from a Redis database, keeping a broker's."""
+    import redis.asyncio as aioredis
+
+    r = aioredis.from_url(redis_url)
+    keys = [key async for key in r.scan_iter(match="parley:*", count=1000)]
+    if keys:
+        await r.delete(*keys)
+    await r.aclose()
+
+
 async def truncate_all(url: str) -> None:
     """Delete every row of every table."""
     engine = create_async_engine(url)
@@ -191,33 +212,6 @@ async def truncate_all(url: str) -> None:
             for table in tables:
                 await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own names
     await engine.dispose()
-
-
-@dataclass
-class Account:
-    """A registered user with a valid access token."""
-
-    id: int
-    username: str
-    access_token: str
-    refresh_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
-async def register(client: httpx.AsyncClient, username: str, **extra: Any) -> Account:
-    """Register `username` and log in with the password grant."""
-    resp = await client.post(
-        "/api/v1/auth/register", json={"username": username, "password": PASSWORD, **extra}
-    )
-    assert resp.status_code == 201, resp.text
-    user_id = resp.json()["id"]
-    tok = await client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    assert tok.status_code == 200, tok.text
-    body = tok.json()
-    return Account(user_id, username, body["access_token"], body["refresh_token"])
 
 
 @pytest.fixture

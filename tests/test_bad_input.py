@@ -1,7 +1,8 @@
 """Bad input of every kind answers 4xx with a JSON detail: never a 500, never a traceback.
 
-Every request here goes through `guarded_client`, which fails the test on any 5xx answer or
-a traceback in any body, so each test checks that on top of the status it expects.
+Every request here goes through the guarded `client` (tests.fixtures.http), which fails the
+test on any 5xx answer or a traceback in any body, so each test checks that on top of the
+status it expects.
 """
 
 from __future__ import annotations
@@ -14,21 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, Account
-from tests.ops.harness import guarded_client, use_cheap_password_hashing
+from tests.fixtures.users import PASSWORD, Account
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with guarded_client(app) as c:
-        yield c
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_cheap_password_hashing(monkeypatch)
 
 
 @dataclass

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import func, select
 
 import parley
-from parley.auth import service as accounts
 from parley.auth.models import User
 from parley.chats.models import Message
 from parley.db.engine import Database
-from tests.servers import free_port
+from tests.fixtures.servers import free_port
+from tests.fixtures.users import db_user
 
 PARLEY = Path(sys.executable).parent / "parley"
 
@@ -262,10 +262,7 @@ def test_demo_on_the_suite_s_database_and_with_force(tmp_path: Path, own_databas
 async def _register_someone(database_url: str) -> None:
     db = Database(database_url)
     try:
-        async with db.session() as session:
-            await accounts.register(
-                session, username="erin", password="correct horse battery", display_name=None
-            )
+        await db_user(db, "erin")
     finally:
         await db.dispose()
 

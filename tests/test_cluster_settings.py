@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from parley.settings import Settings, UnsafeSettingsError
+from tests.fixtures.commands import run_parley
 
 CLUSTER_NODE = "redis://10.0.0.5:7000"
 
@@ -48,18 +46,9 @@ def test_without_the_cluster_setting_the_broker_may_be_the_redis() -> None:
 
 
 def test_parley_refuses_to_start_with_one_line(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    env |= {"PARLEY_REDIS_CLUSTER": "true", "PARLEY_REDIS_URL": CLUSTER_NODE}
-    for command in (["serve"], ["worker"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "parley.cli", *command],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+    env = {"PARLEY_REDIS_CLUSTER": "true", "PARLEY_REDIS_URL": CLUSTER_NODE}
+    for command in ("serve", "worker"):
+        done = run_parley(env, command, cwd=tmp_path)
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1, done.stderr
         assert done.stderr.startswith("parley: PARLEY_REDIS_CLUSTER=true needs PARLEY_BROKER_URL")

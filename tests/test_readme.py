@@ -43,9 +43,10 @@ import redis
 from websockets.sync.client import ClientConnection, connect
 
 import parley
-from tests.conftest import PASSWORD, PG_ADMIN_URL, REDIS_URL
+from tests.conftest import PG_ADMIN_URL, REDIS_URL
 from tests.fixtures.ports import free_port
 from tests.fixtures.processes import ServiceProcess
+from tests.fixtures.users import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

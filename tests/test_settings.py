@@ -7,8 +7,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from pydantic import ValidationError
 
+from parley.auth import passwords
 from parley.settings import DEFAULT_DATABASE_URL, Settings, UnsafeSettingsError
 
 LONG_SECRET = "s" * 32
@@ -134,3 +136,47 @@ def test_invalid_values_are_refused(values: dict[str, object]) -> None:
 def test_cors_origins_are_a_comma_separated_list() -> None:
     s = settings(cors_origins=" https://a.example , https://b.example,, ")
     assert s.cors_origin_list == ["https://a.example", "https://b.example"]
+
+
+def test_password_hash_costs_default_to_argon2s_own() -> None:
+    s = settings()
+    default = PasswordHasher()
+    assert (
+        s.password_hash_time_cost,
+        s.password_hash_memory_cost,
+        s.password_hash_parallelism,
+    ) == (default.time_cost, default.memory_cost, default.parallelism)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"password_hash_time_cost": 0},
+        {"password_hash_parallelism": 0},
+        {"password_hash_memory_cost": 7},
+        {"password_hash_memory_cost": 16, "password_hash_parallelism": 4},
+    ],
+)
+def test_password_hash_costs_argon2_cannot_use_are_refused(values: dict[str, int]) -> None:
+    with pytest.raises(ValidationError):
+        settings(**values)
+
+
+def test_configured_costs_hash_and_other_costs_still_verify(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(passwords, "_configured", None)  # restored after: this process's costs
+    passwords.configure(settings(password_hash_memory_cost=4096, password_hash_parallelism=2))
+    old = passwords.hash_password("pw")
+    passwords.configure(
+        settings(
+            password_hash_time_cost=1, password_hash_memory_cost=8, password_hash_parallelism=1
+        )
+    )
+    new = passwords.hash_password("pw")
+    assert "m=8,t=1,p=1" in new
+    assert "m=4096,t=3,p=2" in old
+    assert passwords.verify_password("pw", new)
+    assert passwords.verify_password("pw", old)
+    assert not passwords.verify_password("other", new)
+    assert not passwords.verify_password("pw", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import Account
+from tests.fixtures.users import Account
 
 
 async def test_two_users_chat_and_unread_counts_move(

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from parley.apidocs import install_docs
 from parley.asgi import install_edge_middleware, new_app
+from parley.auth import passwords
 from parley.auth.router import router as auth_router
 from parley.billing.hooks_router import router as billing_hooks_router
 from parley.billing.limits import enforce_plan_limits
@@ -42,6 +43,7 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A Parley ASGI app. Its lifespan opens the database and the bus, and closes them."""
     settings = settings or get_settings()
+    passwords.configure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
 
+    # Argon2id costs for password hashes (argon2-cffi's defaults): iterations, memory in
+    # KiB (at least 8 per lane) and lanes. Hashes made with other costs still verify.
+    password_hash_time_cost: int = Field(default=3, ge=1, le=100)
+    password_hash_memory_cost: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=64)
+
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     session_ttl_seconds: int = 14 * 24 * 3600
@@ -164,6 +170,15 @@ class Settings(BaseSettings):
             raise UnsafeSettingsError(
                 f"PARLEY_STRIPE_SECRET_KEY needs {' and '.join(missing)} "
                 "(or leave it unset to turn billing off)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _argon2_memory_per_lane(self) -> Settings:
+        if self.password_hash_memory_cost < 8 * self.password_hash_parallelism:
+            raise ValueError(
+                "PARLEY_PASSWORD_HASH_MEMORY_COST must be at least 8 KiB per lane "
+                "(8 x PARLEY_PASSWORD_HASH_PARALLELISM)"
             )
         return self
 

@@ -14,9 +14,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import MODE, PASSWORD
-from tests.realtime.conftest import server_env
-from tests.servers import ServerProcess, start_server
+from tests.conftest import MODE
+from tests.fixtures.servers import ServerProcess, server_env, start_server
+from tests.fixtures.users import register
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +32,16 @@ def servers(
         server.stop()
 
 
-async def signed_up(http: httpx.AsyncClient, username: str) -> dict[str, str]:
-    resp = await http.post(
-        "/api/v1/auth/register", json={"username": username, "password": PASSWORD}
-    )
-    assert resp.status_code == 201, resp.text
-    resp = await http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
-
-
 async def test_refreshes_racing_across_processes_share_one_successor(
     servers: list[ServerProcess],
 ) -> None:
     clients = [httpx.AsyncClient(base_url=s.http, timeout=15) for s in servers]
     try:
-        pair = await signed_up(clients[0], "alice")
+        pair = await register(clients[0], "alice")
         answers = await asyncio.gather(
             *(
                 clients[i % len(clients)].post(
-                    "/api/v1/auth/refresh", json={"refreshToken": pair["refresh_token"]}
+                    "/api/v1/auth/refresh", json={"refreshToken": pair.refresh_token}
                 )
                 for i in range(6)
             )
@@ -68,8 +58,8 @@ async def test_refreshes_racing_across_processes_share_one_successor(
 async def test_no_token_reaches_the_log(servers: list[ServerProcess]) -> None:
     server = servers[0]
     async with httpx.AsyncClient(base_url=server.http, timeout=15) as http:
-        pair = await signed_up(http, "bob")
-        access, refresh = pair["access_token"], pair["refresh_token"]
+        pair = await register(http, "bob")
+        access, refresh = pair.access_token, pair.refresh_token
         async with connect(f"{server.ws}?token={access}&lastEventId=0") as ws:
             await ws.send('{"type":"ping"}')
             while json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] != "pong":

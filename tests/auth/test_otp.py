@@ -10,7 +10,7 @@ import pyotp
 import pytest
 
 from tests.auth.conftest import assert_unauthenticated
-from tests.conftest import PASSWORD, Account
+from tests.fixtures.users import PASSWORD, Account
 
 SETUP = "/api/v1/auth/otp/setup"
 ENABLE = "/api/v1/auth/otp/enable"

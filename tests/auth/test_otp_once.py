@@ -11,7 +11,7 @@ import pyotp
 
 from tests.auth.conftest import assert_unauthenticated
 from tests.auth.test_otp import DISABLE, TOKEN, enable, otp_enabled
-from tests.conftest import PASSWORD, Account
+from tests.fixtures.users import PASSWORD, Account
 
 LOGIN = "/api/v1/auth/login"
 

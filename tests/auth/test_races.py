@@ -8,7 +8,7 @@ from collections import Counter
 import httpx
 
 from tests.auth.conftest import bearer
-from tests.conftest import PASSWORD, Account
+from tests.fixtures.users import PASSWORD, Account
 
 N = 6
 

@@ -7,8 +7,9 @@ import asyncio
 
 import httpx
 
-from tests.auth.conftest import ClientWith, assert_unauthenticated, bearer
-from tests.conftest import PASSWORD, Account, register
+from tests.auth.conftest import assert_unauthenticated, bearer
+from tests.fixtures.apps import ClientWith
+from tests.fixtures.users import PASSWORD, Account, register
 
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"

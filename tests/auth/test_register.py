@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.fixtures.users import PASSWORD
 
 REGISTER = "/api/v1/auth/register"
 USER_KEYS = {"id", "username", "displayName", "createdAt", "otpEnabled"}

@@ -11,8 +11,8 @@ import pyotp
 import pytest
 
 from tests.auth.conftest import assert_unauthenticated
-from tests.conftest import PASSWORD, Account
-from tests.ops.harness import guarded_client
+from tests.fixtures.http import guarded_client
+from tests.fixtures.users import PASSWORD, Account
 
 LOGIN = "/api/v1/auth/login"
 LOGOUT_SESSION = "/api/v1/auth/logout-session"

@@ -10,8 +10,8 @@ import pytest
 
 from tests.auth.conftest import assert_unauthenticated
 from tests.auth.test_session import COOKIE, LOGOUT_SESSION, login, new_chat
-from tests.conftest import Account
-from tests.ops.harness import guarded_client
+from tests.fixtures.http import guarded_client
+from tests.fixtures.users import Account
 
 SESSION = "/api/v1/auth/session"
 

@@ -12,10 +12,11 @@ import httpx
 import pyotp
 import pytest
 
-from tests.auth.conftest import AppWith, assert_unauthenticated, bearer
+from tests.auth.conftest import assert_unauthenticated, bearer
 from tests.auth.test_otp import wrong_code
-from tests.conftest import PASSWORD, Account, register
-from tests.ops.harness import BASE_URL, guarded_client
+from tests.fixtures.apps import AppWith
+from tests.fixtures.http import BASE_URL, guarded_client
+from tests.fixtures.users import PASSWORD, Account, register
 
 with warnings.catch_warnings():
     # Authlib announces a move to the `httpx2` fork; with httpx it works as before. (Its

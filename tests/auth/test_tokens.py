@@ -9,8 +9,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.auth.conftest import ClientWith, assert_unauthenticated, bearer
-from tests.conftest import PASSWORD, TEST_SECRET, Account, register
+from tests.auth.conftest import assert_unauthenticated, bearer
+from tests.fixtures.apps import TEST_SECRET, ClientWith
+from tests.fixtures.users import PASSWORD, Account, register
 
 TOKEN = "/api/v1/auth/token"
 REFRESH = "/api/v1/auth/refresh"

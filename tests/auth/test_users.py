@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.auth.conftest import assert_unauthenticated
-from tests.conftest import Account, register
+from tests.fixtures.users import Account, register
 
 USERS = "/api/v1/users"
 

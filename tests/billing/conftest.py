@@ -4,15 +4,12 @@
 - `stack`: a real `parley serve` with billing on and its own database, localstripe
   delivering webhooks to its `/hooks/stripe`, and in services mode a `parley worker`
   (embedded mode runs jobs inside `parley serve`). Users are made through its API.
-- `billing_client`: the app in-process with billing on (cheap password hashing: many users).
+- `billing_client`: the app in-process with billing on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,9 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from asgi_lifespan import LifespanManager
 
-from parley.app import create_app
 from parley.settings import Settings
 from tests.billing.fakestripe import (
     PRICE_ID,
@@ -32,11 +27,13 @@ from tests.billing.fakestripe import (
     WEBHOOK_SECRET,
     FakeStripe,
 )
-from tests.conftest import MODE, REDIS_URL, make_settings, migrated_database
-from tests.jobs.workers import WorkerProcess, settings_env
-from tests.ops.harness import guarded_client, use_cheap_password_hashing
+from tests.conftest import MODE, REDIS_URL, migrated_database
+from tests.fixtures.apps import make_settings, running_app
+from tests.fixtures.http import guarded_client
+from tests.fixtures.plugin import serving
+from tests.fixtures.servers import ServerProcess, start_server
+from tests.fixtures.workers import WorkerProcess, settings_env, start_worker
 from tests.realtime.conftest import Api, Socket, make_user
-from tests.servers import ServerProcess, start_server
 
 __all__ = ["Api", "BillingStack", "Socket"]
 
@@ -60,12 +57,7 @@ def billing_settings(
 @pytest.fixture(scope="module")
 def fake_stripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeStripe]:
     """localstripe on a free port, with the `plus` price."""
-    stripe = FakeStripe(tmp_path_factory.mktemp("localstripe"))
-    try:
-        stripe.start()
-        yield stripe
-    finally:
-        stripe.stop()
+    yield from serving(FakeStripe(tmp_path_factory.mktemp("localstripe")))
 
 
 class BillingStack:
@@ -99,19 +91,9 @@ class BillingStack:
         inside the server)."""
         if MODE != "services":
             return
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-        env.update(settings_env(self.settings), PARLEY_LOG_FORMAT="json", PARLEY_LOG_LEVEL="INFO")
-        log_path = self.workdir / "billing-worker.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "parley.cli", "worker", "--queues", "billing"],
-                cwd=self.workdir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.worker = WorkerProcess(process, log_path)
+        self.worker = start_worker(
+            self.settings, self.workdir, queues="billing", log_name="billing-worker.log"
+        )
 
     def stop_worker(self) -> None:
         """Kill the worker (a stopped worker: its queue keeps what arrives meanwhile)."""
@@ -184,16 +166,9 @@ def stack(
 
 @pytest.fixture
 async def billing_client(
-    database_url: str,
-    redis_url: str | None,
-    fake_stripe: FakeStripe,
-    monkeypatch: pytest.MonkeyPatch,
+    database_url: str, redis_url: str | None, fake_stripe: FakeStripe
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process with billing on; any 5xx fails the test. Hashing is cheap."""
-    use_cheap_password_hashing(monkeypatch)
-    app = create_app(billing_settings(database_url, redis_url, fake_stripe.api))
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        guarded_client(app) as client,
-    ):
+    """The app in-process with billing on; any 5xx fails the test."""
+    settings = billing_settings(database_url, redis_url, fake_stripe.api)
+    async with running_app(settings) as app, guarded_client(app) as client:
         yield client

@@ -91,6 +91,8 @@ class FakeStripe(ServiceProcess):
     def stop(self) -> None:
         self._terminate(signal.SIGTERM, timeout=10)
 
+    close = stop
+
     def deliver_webhooks_to(self, url: str) -> None:
         """Send every event, signed with WEBHOOK_SECRET, to `url`."""
         resp = httpx.post(

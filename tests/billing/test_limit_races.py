@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.billing.test_limits import TOMORROW, group, people
-from tests.conftest import register
+from tests.fixtures.users import register
 
 pytestmark = pytest.mark.timeout(120)
 FREE_GROUP_MEMBERS = 50

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from tests.billing.fakestripe import FakeStripe
-from tests.conftest import Account, register
-from tests.ops.harness import use_cheap_password_hashing
+from tests.fixtures.users import Account, register
 
 pytestmark = pytest.mark.timeout(120)
 TOMORROW = (datetime.now(UTC) + timedelta(days=1)).isoformat()
@@ -94,10 +93,7 @@ async def test_plus_allows_a_sixty_member_group(
     assert len(made.json()["members"]) == 60
 
 
-async def test_with_billing_off_there_is_no_limit(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    use_cheap_password_hashing(monkeypatch)
+async def test_with_billing_off_there_is_no_limit(client: httpx.AsyncClient) -> None:
     owner = await register(client, "quinn")
     members = await people(client, "crowd", 55)
     made = await group(client, owner, members)

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from parley.app import create_app
 from parley.settings import Settings, UnsafeSettingsError
 from tests.billing.conftest import billing_settings
-from tests.conftest import Account, register
+from tests.fixtures.apps import running_app
+from tests.fixtures.http import guarded_client
 from tests.fixtures.ports import free_port
+from tests.fixtures.users import Account, register
 
 BILLING_ROUTES = [
     ("GET", "/api/v1/billing"),
@@ -48,11 +48,8 @@ def csp_of(page: httpx.Response) -> str:
 async def unreachable(database_url: str, redis_url: str | None) -> AsyncIterator[httpx.AsyncClient]:
     """Billing on, but Stripe's address answers nothing (a closed port)."""
     settings = billing_settings(database_url, redis_url, f"http://127.0.0.1:{free_port()}")
-    app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://parley.test") as c:
-            yield c
+    async with running_app(settings) as app, guarded_client(app, allow={503}) as c:
+        yield c
 
 
 async def test_stripe_unreachable_answers_503_and_loses_nothing(

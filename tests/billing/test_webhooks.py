@@ -9,10 +9,6 @@ the webhook secret, built from localstripe's real objects, in the order they cho
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +27,10 @@ from tests.billing.kit import (
     post_event,
     subscribe,
 )
-from tests.jobs.workers import settings_env
-from tests.ops.test_schemathesis import MAX_EXAMPLES, REPO, SEED
-from tests.servers import free_port
+from tests.fixtures.commands import run_parley
+from tests.fixtures.servers import start_server
+from tests.fixtures.workers import settings_env
+from tests.ops.test_schemathesis import run_schemathesis
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -165,36 +162,6 @@ async def test_events_of_others_and_of_other_kinds_are_acknowledged(stack: Billi
     await nothing_before(sock, mia, await stack.user("ned"))
 
 
-def start_hooks(stack: BillingStack, workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    """`parley hooks` on a free port, with the stack's settings."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    env.update(settings_env(stack.settings))
-    env.update(PARLEY_LOG_FORMAT="json", PARLEY_LOG_LEVEL="INFO")
-    log = workdir / "hooks.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "parley.cli", "hooks", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return process, f"http://127.0.0.1:{port}", log
-
-
-def wait_until_hooks_live(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text())
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/hooks/health/live", timeout=1).status_code == 200:
-                return
-        time.sleep(0.05)  # polling the readiness URL of another process
-    raise RuntimeError(f"parley hooks did not start:\n{log.read_text()}")
-
-
 @pytest.mark.services_only
 async def test_the_hooks_process_answers_while_no_worker_runs(
     stack: BillingStack, tmp_path: Path
@@ -208,9 +175,10 @@ async def test_the_hooks_process_answers_while_no_worker_runs(
     ended = stack.stripe.delete(f"/v1/subscriptions/{live_subscription(stack, olga)['id']}")
 
     stack.stop_worker()
-    process, hooks, log = start_hooks(stack, tmp_path)
+    env = {**settings_env(stack.settings), "PARLEY_LOG_FORMAT": "json", "PARLEY_LOG_LEVEL": "INFO"}
+    server = start_server(env, tmp_path, command="hooks")
+    hooks = server.http
     try:
-        wait_until_hooks_live(hooks, process, log)
         health = httpx.get(f"{hooks}/hooks/health", timeout=5)  # noqa: ASYNC210
         assert health.json() == {"status": "ok", "checks": {"database": "ok"}}
         missing = httpx.get(f"{hooks}/api/v1/health/live", timeout=5)  # noqa: ASYNC210
@@ -231,26 +199,16 @@ async def test_the_hooks_process_answers_while_no_worker_runs(
         stack.start_worker()
         update = await next_billing(sock)
         assert (update["plan"], update["status"]) == ("free", "canceled")
-        assert "stripe event received" in log.read_text()
+        assert "stripe event received" in server.log()
     finally:
-        process.terminate()
-        process.wait(15)
+        server.stop()
         if stack.worker is None:
             stack.start_worker()
 
 
 def test_parley_hooks_needs_services_mode(tmp_path: Path) -> None:
     """In embedded mode `parley serve` serves /hooks itself: `parley hooks` says so."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "parley.cli", "hooks"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_parley({}, "hooks", cwd=tmp_path)
     assert result.returncode == 2
     assert "parley serve" in result.stderr
 
@@ -258,22 +216,10 @@ def test_parley_hooks_needs_services_mode(tmp_path: Path) -> None:
 @pytest.mark.timeout(180)
 async def test_schemathesis_finds_nothing_with_billing_on(stack: BillingStack) -> None:
     user = await stack.user("schemathesis")
-    run = subprocess.run(  # noqa: ASYNC221 - the test has nothing else to do meanwhile
-        [
-            *(sys.executable, "-m", "schemathesis.cli", "run"),
-            f"{stack.http}/openapi.json",
-            *("--header", f"Authorization: Bearer {user.token}"),
-            *("--include-path-regex", "^/(api/v1/billing|hooks)"),
-            *("--checks", "all"),
-            *("--phases", "examples,coverage,fuzzing"),
-            *("--max-examples", MAX_EXAMPLES, "--seed", SEED, "--workers", "1"),
-            *("--suppress-health-check", "all"),
-            "--no-color",
-        ],
-        cwd=REPO,  # for schemathesis.toml
-        capture_output=True,
-        text=True,
+    run_schemathesis(  # the test has nothing else to do meanwhile
+        stack.http,
+        user.token,
+        *("--include-path-regex", "^/(api/v1/billing|hooks)"),
+        *("--phases", "examples,coverage,fuzzing"),
         timeout=170,
-        check=False,
     )
-    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]

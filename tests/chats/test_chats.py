@@ -19,7 +19,7 @@ from tests.chats.conftest import (
     roles,
     send,
 )
-from tests.conftest import Account
+from tests.fixtures.users import Account
 
 CHAT_KEYS = {"id", "type", "title", "description", "creatorId", "createdAt", "updatedAt", "members"}
 MEMBER_KEYS = {"userId", "username", "displayName", "role", "joinedAt", "lastReadMessageId"}

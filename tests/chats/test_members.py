@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.chats.conftest import CHATS, create_direct, create_group, get_chat, my_chats, roles
-from tests.conftest import Account
+from tests.fixtures.users import Account
 
 
 async def add(

@@ -18,7 +18,7 @@ from tests.chats.conftest import (
     send,
     texts,
 )
-from tests.conftest import Account
+from tests.fixtures.users import Account
 
 MESSAGE_KEYS = {"id", "chatId", "authorId", "text", "clientId", "createdAt", "editedAt", "previews"}
 

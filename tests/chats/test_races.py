@@ -10,7 +10,7 @@ from collections import Counter
 import httpx
 
 from tests.chats.conftest import CHATS, create_group, list_messages
-from tests.conftest import Account
+from tests.fixtures.users import Account
 
 N = 8
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.chats.conftest import CHATS, create_direct, create_group, get_chat, my_chats, send
-from tests.conftest import Account
+from tests.fixtures.users import Account
 
 
 async def read(

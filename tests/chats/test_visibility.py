@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.chats.conftest import create_direct, create_group, get_chat, list_messages, send
-from tests.conftest import Account
+from tests.fixtures.users import Account
 
 
 @dataclass(frozen=True)

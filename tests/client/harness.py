@@ -26,43 +26,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import MODE, PG_ADMIN_URL, REDIS_URL
-from tests.servers import ServerProcess, free_port, start_server, wait_until_live
+from tests.fixtures.servers import ServerProcess, free_port, server_env, start_server
+from tests.fixtures.users import PASSWORD
+from tests.fixtures.workers import WorkerProcess, start_worker
 
-SECRET = "client-test-secret-key-0123456789-abcdefghij"
-PASSWORD = "correct horse battery"
-STARTUP_SECONDS = 120  # a loaded CI machine can take a while to import and migrate
 CLIENT_TIMEOUT = 60
-
-
-def start_embedded_server(workdir: Path, **extra_env: str) -> ServerProcess:
-    """`parley serve` on a free loopback port with a fresh SQLite file in `workdir`."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    env.update(
-        PARLEY_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'p.db'}",
-        PARLEY_SECRET_KEY=SECRET,
-        PARLEY_FETCH_ALLOW_PRIVATE="true",
-        PARLEY_RATE_LIMIT_ENABLED="false",  # one server for every client test
-        **extra_env,
-    )
-    log_path = workdir / "server.log"
-    argv = [sys.executable, "-m", "parley.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            argv,
-            cwd=workdir,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    server = ServerProcess(port, process, log_path, env)
-    try:
-        wait_until_live(server.http, process, log_path, time.monotonic() + STARTUP_SECONDS)
-    except BaseException:
-        server.stop(signal.SIGKILL)
-        raise
-    return server
 
 
 async def _admin(statement: str) -> None:
@@ -92,25 +60,22 @@ class Deployment:
         self.port = free_port()
         self.database = f"parley_client_{uuid.uuid4().hex[:12]}"
         self.owns_database = joining is None or MODE != "services"
-        env = {
-            "PARLEY_ENV": "test",
-            "PARLEY_SECRET_KEY": SECRET,
-            "PARLEY_FETCH_ALLOW_PRIVATE": "true",
-            "PARLEY_LOG_LEVEL": "WARNING",
-            "PARLEY_LOG_FORMAT": "json",
-            "PARLEY_JOB_QUEUE_PREFIX": f"c{uuid.uuid4().hex[:10]}.",
-        }
+        sqlite = f"sqlite+aiosqlite:///{workdir / 'parley.db'}"
         if joining is not None:
             env = dict(joining.env)
-        if MODE != "services":
-            env["PARLEY_DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'parley.db'}"
-        elif self.owns_database:
-            env["PARLEY_DATABASE_URL"] = f"{PG_ADMIN_URL}/{self.database}"
-            env["PARLEY_REDIS_URL"] = REDIS_URL
+            if MODE != "services":
+                env["PARLEY_DATABASE_URL"] = sqlite
+        elif MODE == "services":
+            env = server_env(f"{PG_ADMIN_URL}/{self.database}", REDIS_URL)
+        else:
+            env = server_env(sqlite, None)
+        # The server migrates its fresh database; jobs go to queues no other run shares.
+        env.setdefault("PARLEY_JOB_QUEUE_PREFIX", f"c{uuid.uuid4().hex[:10]}.")
+        env["PARLEY_AUTO_MIGRATE"] = "true"
         env.update(extra_env)
         self.env = env
         self.server: ServerProcess | None = None
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.worker: WorkerProcess | None = None
 
     @property
     def http(self) -> str:
@@ -129,7 +94,13 @@ class Deployment:
             asyncio.run(_admin(f'CREATE DATABASE "{self.database}"'))
         self.start_server()  # it migrates the database before the worker connects to it
         if services:
-            self.worker = self._start_worker()
+            self.worker = start_worker(
+                self.env,
+                self.workdir,
+                concurrency=1,
+                log_name="worker.log",
+                PARLEY_LOG_LEVEL="WARNING",
+            )
 
     def start_server(self) -> None:
         """Start `parley serve` on this deployment's port and wait until it is live."""
@@ -140,28 +111,10 @@ class Deployment:
         if self.server is not None:
             self.server.stop(signal.SIGKILL)
 
-    def _start_worker(self) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-        env.update(self.env)
-        with (self.workdir / "worker.log").open("ab") as log_file:
-            return subprocess.Popen(
-                [sys.executable, "-m", "parley.cli", "worker", "--concurrency", "1"],
-                cwd=self.workdir,
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # the worker and its pool are stopped together
-            )
-
     def stop(self) -> None:
         """Stop the worker and the server, and drop the database (services)."""
-        if self.worker is not None and self.worker.poll() is None:
-            os.killpg(self.worker.pid, signal.SIGTERM)
-            try:
-                self.worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.worker.pid, signal.SIGKILL)
-                self.worker.wait(10)
+        if self.worker is not None:
+            self.worker.stop()
         if self.server is not None:
             self.server.stop()
         if MODE == "services" and self.owns_database:

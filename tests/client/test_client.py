@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.client.harness import PASSWORD, ClientUser, Deployment, unique
-from tests.servers import free_port
+from tests.fixtures.servers import free_port
 
 pytestmark = pytest.mark.timeout(300)  # the first test also waits for the server to start
 

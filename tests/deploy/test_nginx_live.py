@@ -10,9 +10,7 @@ nginx (127.0.0.1) as their proxy and limit registrations per client address.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,9 +22,15 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import MODE, PASSWORD
-from tests.realtime.conftest import server_env
-from tests.servers import ServerProcess, free_port, start_server, wait_until_live
+from tests.conftest import MODE
+from tests.fixtures.servers import (
+    ServerProcess,
+    free_port,
+    server_env,
+    start_server,
+    wait_until_live,
+)
+from tests.fixtures.users import PASSWORD, register
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "/chat"
@@ -106,28 +110,7 @@ def behind_nginx(
 
 def start_hooks(env: dict[str, str], workdir: Path) -> ServerProcess:
     """`parley hooks` with the apps' settings, live on a free port."""
-    port = free_port()
-    workdir.mkdir(parents=True)
-    log = workdir / "hooks.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "parley.cli", "hooks", "--port", str(port)],
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}, **env},
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    hooks = ServerProcess(port, process, log, env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text())
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{hooks.http}/hooks/health/live", timeout=1).status_code == 200:
-                return hooks
-        time.sleep(0.05)  # polling the readiness URL of another process
-    hooks.stop()
-    raise RuntimeError(f"parley hooks did not start:\n{log.read_text()}")
+    return start_server(env, workdir, command="hooks")
 
 
 async def test_webhooks_go_to_their_own_process(behind_nginx: str) -> None:
@@ -146,14 +129,7 @@ async def test_webhooks_go_to_their_own_process(behind_nginx: str) -> None:
 async def test_rest_and_websocket_session_through_nginx(behind_nginx: str) -> None:
     base = behind_nginx
     async with httpx.AsyncClient(base_url=base, timeout=15) as c:
-        for name in ("alice", "bob"):
-            r = await c.post("/api/v1/auth/register", json={"username": name, "password": PASSWORD})
-            assert r.status_code == 201, r.text
-        tokens = {}
-        for name in ("alice", "bob"):
-            r = await c.post("/api/v1/auth/token", data={"username": name, "password": PASSWORD})
-            assert r.status_code == 200
-            tokens[name] = r.json()["access_token"]
+        tokens = {name: (await register(c, name)).access_token for name in ("alice", "bob")}
         alice = {"Authorization": f"Bearer {tokens['alice']}"}
         bob_id = (
             await c.get("/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['bob']}"})

@@ -18,16 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 
-from parley.app import create_app
 from parley.realtime.codec import Frame
 from parley.settings import Settings
-from tests.conftest import MODE, Account, make_settings, migrated_database, truncate_all
+from tests.conftest import MODE, delete_bus_keys, migrated_database, truncate_all
+from tests.fixtures.apps import make_settings, running_app
+from tests.fixtures.users import Account
+from tests.fixtures.workers import WorkerProcess, start_worker
 from tests.jobs.pageserver import PageServer, running_page_server
-from tests.jobs.workers import WorkerProcess, start_worker
 
 DEADLINE = 30.0
 MAX_ATTEMPTS = 3
@@ -81,7 +81,7 @@ def session_worker(jobs_settings: Settings, workdir: Path) -> Iterator[WorkerPro
     if MODE != "services":
         yield None
         return
-    worker = start_worker(jobs_settings, workdir, name="session-worker")
+    worker = start_worker(jobs_settings, workdir, log_name="session-worker.log")
     yield worker
     worker.stop()
 
@@ -93,22 +93,6 @@ async def app(jobs_settings: Settings, session_worker: WorkerProcess | None) -> 
         yield application
 
 
-@asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """An app with its lifespan entered."""
-    application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=60):
-        yield application
-
-
-@asynccontextmanager
-async def api_client(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process HTTP client for `application`."""
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://parley.test") as c:
-        yield c
-
-
 @pytest.fixture(autouse=True)
 async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """Empty tables after each test; in Redis only the bus's keys (the broker's stay)."""
@@ -118,13 +102,7 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     await _truncate(request.getfixturevalue("database_url"))
     redis_url = request.getfixturevalue("redis_url")
     if redis_url:
-        import redis.asyncio as aioredis
-
-        r = aioredis.from_url(redis_url)
-        keys = [key async for key in r.scan_iter(match="parley:*", count=1000)]
-        if keys:
-            await r.delete(*keys)
-        await r.aclose()
+        await delete_bus_keys(redis_url)
 
 
 async def _truncate(database_url: str, tries: int = 5) -> None:

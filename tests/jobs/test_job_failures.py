@@ -8,19 +8,20 @@ import httpx
 import pytest
 
 from parley.settings import Settings
-from tests.conftest import MODE, Account
+from tests.conftest import MODE
+from tests.fixtures.apps import running_app
+from tests.fixtures.http import guarded_client
+from tests.fixtures.users import Account
+from tests.fixtures.workers import start_worker
 from tests.jobs.conftest import (
     MAX_ATTEMPTS,
-    api_client,
     job_settings,
     listening,
     new_prefix,
     post_job,
-    running_app,
     wait_job,
 )
 from tests.jobs.pageserver import PageServer
-from tests.jobs.workers import start_worker
 
 
 @pytest.mark.parametrize(
@@ -112,7 +113,7 @@ async def test_with_the_guard_on_private_addresses_are_refused(
     )
     worker = start_worker(settings, tmp_path) if MODE == "services" else None
     try:
-        async with running_app(settings) as guarded, api_client(guarded) as client:
+        async with running_app(settings) as guarded, guarded_client(guarded) as client:
             job = await post_job(client, alice, pages.url("/page/guarded"))
             done = await wait_job(client, alice, job["id"])
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Account
+from tests.fixtures.users import Account
 from tests.jobs.conftest import listening, post_job, wait_job
 from tests.jobs.pageserver import PageServer
 

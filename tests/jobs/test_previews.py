@@ -9,7 +9,7 @@ from sqlalchemy import event, func, select
 
 from parley.chats.models import MessagePreview
 from parley.jobs.models import Page
-from tests.conftest import Account
+from tests.fixtures.users import Account
 from tests.jobs.conftest import listening, wait_for
 from tests.jobs.pageserver import PageServer, running_page_server
 

@@ -7,7 +7,7 @@ import pytest
 from parley.chats.links import find_urls
 from parley.parser import is_web_url
 from parley.worker import JobLimits
-from tests.conftest import make_settings
+from tests.fixtures.apps import make_settings
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,24 +17,22 @@ from parley.chats.previews import fail_stale_previews
 from parley.jobs.models import Job
 from parley.jobs.sweeper import requeue_abandoned
 from parley.worker import JobLimits
-from tests.conftest import MODE, Account, register
+from tests.fixtures.apps import running_app
+from tests.fixtures.commands import run_parley
+from tests.fixtures.http import guarded_client
+from tests.fixtures.users import Account, register
+from tests.fixtures.workers import start_worker
 from tests.jobs.brokers import rabbitmq_vhost
 from tests.jobs.conftest import (
-    api_client,
     job_settings,
     listening,
     new_prefix,
     post_job,
-    running_app,
     wait_job,
 )
 from tests.jobs.pageserver import PageServer
-from tests.jobs.workers import start_worker
 
-services_only = [
-    pytest.mark.services_only,
-    pytest.mark.skipif(MODE != "services", reason="needs Redis and PostgreSQL"),
-]
+services_only = [pytest.mark.services_only]
 
 
 async def flag(event: Any, timeout: float = 30.0) -> bool:
@@ -122,7 +117,7 @@ async def test_the_relay_sweeps_on_its_own(own_database_url: str, pages: PageSer
     alone on its database, so its relay leads)."""
     settings = job_settings(own_database_url, None, new_prefix(), job_heartbeat_seconds=0.5)
     limits = JobLimits.from_settings(settings)
-    async with running_app(settings) as application, api_client(application) as client:
+    async with running_app(settings) as application, guarded_client(application) as client:
         alice = await register(client, "alice")
         silent_since = datetime.now(UTC) - timedelta(seconds=limits.abandoned_after + 5)
         stuck = await add_job(
@@ -144,7 +139,7 @@ async def test_an_embedded_restart_runs_the_jobs_the_last_process_left(
     """The in-memory broker dies with its process: at start, unfinished work is queued again."""
     settings = job_settings(database_url, None, new_prefix())
     run_at = datetime.now(UTC) + timedelta(seconds=1)
-    async with running_app(settings) as first, api_client(first) as client:
+    async with running_app(settings) as first, guarded_client(first) as client:
         later = await post_job(client, alice, pages.url("/page/restart"), runAt=run_at.isoformat())
         interrupted = await add_job(
             first,
@@ -155,7 +150,7 @@ async def test_an_embedded_restart_runs_the_jobs_the_last_process_left(
             progress=60,
             started_at=datetime.now(UTC),
         )
-    async with running_app(settings) as second, api_client(second) as client:
+    async with running_app(settings) as second, guarded_client(second) as client:
         done = await wait_job(client, alice, later["id"])
         resumed = await wait_job(client, alice, interrupted)
     assert done["status"] == "succeeded"
@@ -182,7 +177,10 @@ async def test_a_broker_that_is_down_delays_new_jobs_and_loses_none(
     broker = private_redis()
     broker.stop()
     settings = job_settings(own_database_url, redis_url, new_prefix(), broker_url=broker.url)
-    async with running_app(settings) as application, api_client(application) as client:
+    async with (
+        running_app(settings) as application,
+        guarded_client(application, allow={503}) as client,
+    ):
         alice = await register(client, "alice")
         health = await client.get("/api/v1/health")
         assert health.status_code == 503
@@ -190,7 +188,7 @@ async def test_a_broker_that_is_down_delays_new_jobs_and_loses_none(
         job = await post_job(client, alice, pages.url("/page/broker-back"))
         assert job["status"] == "queued"
         broker.start()
-        worker = start_worker(settings, tmp_path, name="after-outage")
+        worker = start_worker(settings, tmp_path, log_name="after-outage.log")
         try:
             done = await wait_job(client, alice, job["id"], timeout=60)
         finally:
@@ -199,16 +197,9 @@ async def test_a_broker_that_is_down_delays_new_jobs_and_loses_none(
 
 
 def test_parley_worker_needs_a_broker(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "parley.cli", "worker"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=60,
-    )
+    done = run_parley({}, "worker", cwd=tmp_path)
     assert done.returncode == 2
-    assert b"needs a broker" in done.stderr
+    assert "needs a broker" in done.stderr
 
 
 async def killed_midway(
@@ -231,9 +222,9 @@ async def killed_midway(
         **broker,
     )
     key = uuid.uuid4().hex
-    first = start_worker(settings, workdir, name="first", concurrency=1)
+    first = start_worker(settings, workdir, log_name="first.log", concurrency=1)
     try:
-        async with running_app(settings) as application, api_client(application) as client:
+        async with running_app(settings) as application, guarded_client(application) as client:
             async with listening(application, alice.id) as events:
                 job = await post_job(client, alice, pages.url(f"/hold/{key}"))
                 assert await flag(pages.arrived(key)), first.log()
@@ -244,7 +235,7 @@ async def killed_midway(
                 first.kill()
                 killed_at = time.monotonic()
                 pages.release(key)
-                second = start_worker(settings, workdir, name="second")
+                second = start_worker(settings, workdir, log_name="second.log")
                 try:
                     done = await events.next(
                         "job.updated",
@@ -294,9 +285,9 @@ async def test_rabbitmq_broker_runs_retries_and_schedules(
 ) -> None:
     with rabbitmq_vhost() as broker_url:
         settings = job_settings(database_url, redis_url, new_prefix(), broker_url=broker_url)
-        worker = start_worker(settings, tmp_path, name="rabbit")
+        worker = start_worker(settings, tmp_path, log_name="rabbit.log")
         try:
-            async with running_app(settings) as application, api_client(application) as client:
+            async with running_app(settings) as application, guarded_client(application) as client:
                 health = await client.get("/api/v1/health")
                 assert health.json()["checks"]["broker"] == "ok", health.text
                 run_at = datetime.now(UTC) + timedelta(seconds=1)

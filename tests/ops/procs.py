@@ -1,24 +1,22 @@
-"""`parley worker` subprocesses as an operator runs them, and reading what they print."""
+"""Reading what `parley worker` processes print and serve, and running `parley` commands."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from parley.settings import Settings
-from tests.jobs.workers import WorkerProcess, settings_env
-from tests.servers import free_port
+from tests.fixtures.commands import run_parley
+from tests.fixtures.servers import free_port
+from tests.fixtures.workers import WorkerProcess
 
 LOG_DEADLINE = 60.0
 
@@ -26,48 +24,6 @@ LOG_DEADLINE = 60.0
 def unique_node() -> str:
     """A Celery node name no other worker on this broker uses."""
     return f"ops-{uuid.uuid4().hex[:10]}@%h"
-
-
-def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a `parley worker` (or `parley worker --check`) for `settings`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.update(settings_env(settings))
-    env.update(extra)
-    return env
-
-
-def start_ops_worker(
-    settings: Settings,
-    workdir: Path,
-    *,
-    name: str | None,
-    concurrency: int = 2,
-    metrics_port: int | None = None,
-    **extra_env: str,
-) -> WorkerProcess:
-    """Start `parley worker --name name` with INFO logs (format and env as `extra_env` says).
-
-    Without a name the worker calls itself what it does in a container: celery@HOSTNAME.
-    """
-    env = worker_env(settings, PARLEY_LOG_LEVEL="INFO", **extra_env)
-    args = ["worker", "--concurrency", str(concurrency)]
-    if name is not None:
-        args += ["--name", name]
-    if metrics_port is not None:
-        args += ["--metrics-port", str(metrics_port)]
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / f"worker-{uuid.uuid4().hex[:8]}.log"
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "parley.cli", *args],
-            cwd=workdir,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return WorkerProcess(process, log_path)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -147,17 +103,3 @@ def sample(text: str, name: str, labels: dict[str, str] | None = None) -> float:
 def run_check(settings: Settings, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     """`parley worker --check ...` with the environment of `settings`."""
     return run_parley(settings, "worker", "--check", *args, **extra_env)
-
-
-def run_parley(
-    settings: Settings, *args: str, **extra_env: str
-) -> subprocess.CompletedProcess[str]:
-    """`parley ...` (the installed console script) with the environment of `settings`."""
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "parley"), *args],
-        env=worker_env(settings, **extra_env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )

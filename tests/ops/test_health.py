@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from asgi_lifespan import LifespanManager
 
-from parley.app import create_app
-from tests.conftest import make_settings
+from tests.fixtures.apps import make_settings, running_app
+from tests.fixtures.http import guarded_client
 
 
 async def test_live_is_200_ok(client: httpx.AsyncClient) -> None:
@@ -33,12 +32,9 @@ async def test_a_failing_dependency_makes_health_503_and_names_it(
     database_url: str, redis_url: str | None
 ) -> None:
     settings = make_settings(database_url, redis_url, broker_url="redis://127.0.0.1:1/0")
-    application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://parley.test") as c:
-            resp = await c.get("/api/v1/health")
-            live = await c.get("/api/v1/health/live")
+    async with running_app(settings) as app, guarded_client(app, allow={503}) as c:
+        resp = await c.get("/api/v1/health")
+        live = await c.get("/api/v1/health/live")
     assert resp.status_code == 503
     assert int(resp.headers["Retry-After"]) >= 1  # like every 503
     body = resp.json()

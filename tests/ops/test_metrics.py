@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from tests.conftest import Account
+from tests.fixtures.users import Account
 
 REQUESTS = "parley_http_requests_total"
 

@@ -21,31 +21,31 @@ import httpx
 import pytest
 
 from parley.ops.metrics import QUEUE_DEPTH
-from tests.conftest import MODE, TEST_SECRET, register
+from tests.conftest import MODE
+from tests.fixtures.apps import TEST_SECRET, running_app
+from tests.fixtures.http import guarded_client
+from tests.fixtures.servers import ServerProcess, free_port, server_env, start_server
+from tests.fixtures.users import register
+from tests.fixtures.workers import WorkerProcess, start_worker
 from tests.jobs.conftest import (
-    api_client,
     job_settings,
     listening,
     new_prefix,
     post_job,
-    running_app,
     wait_for,
     wait_job,
 )
 from tests.jobs.pageserver import PageServer, running_page_server
-from tests.jobs.workers import WorkerProcess
 from tests.ops.procs import (
     json_lines,
     metrics_port,
     run_check,
     sample,
     scrape,
-    start_ops_worker,
     unique_node,
     wait_until_ready,
 )
-from tests.realtime.conftest import make_user, server_env
-from tests.servers import ServerProcess, free_port, start_server
+from tests.realtime.conftest import make_user
 
 OUTCOMES = "parley_jobs_finished_total"
 DEPTH = "parley_job_queue_depth"
@@ -94,7 +94,7 @@ async def test_jobs_waiting_behind_a_busy_worker_and_their_outcomes(
     outcomes_url: str | None = None
     if MODE == "services":
         port = metrics_port()
-        worker = start_ops_worker(
+        worker = start_worker(
             settings,
             tmp_path,
             name=unique_node(),
@@ -104,7 +104,7 @@ async def test_jobs_waiting_behind_a_busy_worker_and_their_outcomes(
         )
         outcomes_url = f"http://127.0.0.1:{port}/metrics"
     try:
-        async with running_app(settings) as application, api_client(application) as client:
+        async with running_app(settings) as application, guarded_client(application) as client:
             if worker is not None:
                 await wait_until_ready(worker)
 
@@ -164,7 +164,10 @@ async def test_queue_depth_is_dropped_while_the_broker_is_down(database_url: str
     """No figure rather than a stale one, or a reassuring 0, when the broker does not answer."""
     settings = job_settings(database_url, None, new_prefix(), broker_url="redis://127.0.0.1:1/0")
     QUEUE_DEPTH.labels("parse").set(7)  # what an earlier scrape may have left
-    async with running_app(settings) as application, api_client(application) as client:
+    async with (
+        running_app(settings) as application,
+        guarded_client(application, allow={503}) as client,
+    ):
         resp = await client.get("/metrics")
         health = await client.get("/api/v1/health")
     assert resp.status_code == 200

@@ -11,16 +11,17 @@ fails the test, with Schemathesis' report.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import PASSWORD, TEST_SECRET, migrated_database
-from tests.servers import ServerProcess, start_server
+from tests.conftest import migrated_database
+from tests.fixtures.servers import ServerProcess, server_env, start_server
+from tests.fixtures.users import register_on
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = "20261129"
@@ -40,40 +41,23 @@ def server(
 def _serve(
     database_url: str, redis_url: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    env = {
-        "PARLEY_ENV": "test",
-        "PARLEY_DATABASE_URL": database_url,
-        "PARLEY_SECRET_KEY": TEST_SECRET,
-        "PARLEY_AUTO_MIGRATE": "false",
-        "PARLEY_LOG_LEVEL": "WARNING",
-        "PARLEY_FETCH_ALLOW_PRIVATE": "true",
-    }
-    if redis_url:
-        env["PARLEY_REDIS_URL"] = redis_url
-    started = start_server(env, tmp_path_factory.mktemp("schemathesis"))
+    started = start_server(
+        server_env(database_url, redis_url), tmp_path_factory.mktemp("schemathesis")
+    )
     yield started
     started.stop()
 
 
-def _token(server: ServerProcess, username: str) -> str:
-    with httpx.Client(base_url=server.http, timeout=15) as c:
-        c.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD})
-        resp = c.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-        assert resp.status_code == 200, resp.text
-        return str(resp.json()["access_token"])
-
-
-@pytest.mark.timeout(300)
-def test_schemathesis_finds_nothing(server: ServerProcess) -> None:
-    token = _token(server, "schemathesis")
-    _token(server, "someone.else")  # a second user for the member routes to find
+def run_schemathesis(base: str, token: str, *options: str, timeout: float) -> str:
+    """Schemathesis against `base`'s OpenAPI document as the holder of `token`, with every
+    check and these `options`; fails the test on any finding. Its output."""
     run = subprocess.run(
         [
             *(sys.executable, "-m", "schemathesis.cli", "run"),
-            f"{server.http}/openapi.json",
+            f"{base}/openapi.json",
             *("--header", f"Authorization: Bearer {token}"),
             *("--checks", "all"),
-            *("--phases", "examples,coverage,fuzzing,stateful"),
+            *options,
             *("--max-examples", MAX_EXAMPLES, "--seed", SEED, "--workers", "1"),
             *("--suppress-health-check", "all"),
             "--no-color",
@@ -81,8 +65,18 @@ def test_schemathesis_finds_nothing(server: ServerProcess) -> None:
         cwd=REPO,  # for schemathesis.toml
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=timeout,
         check=False,
     )
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
-    assert "No issues found" in run.stdout or " passed" in run.stdout, run.stdout[-3000:]
+    return run.stdout
+
+
+@pytest.mark.timeout(300)
+def test_schemathesis_finds_nothing(server: ServerProcess) -> None:
+    token = asyncio.run(register_on(server.http, "schemathesis")).access_token
+    asyncio.run(register_on(server.http, "someone.else"))  # for the member routes to find
+    out = run_schemathesis(
+        server.http, token, "--phases", "examples,coverage,fuzzing,stateful", timeout=280
+    )
+    assert "No issues found" in out or " passed" in out, out[-3000:]

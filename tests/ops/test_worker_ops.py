@@ -16,24 +16,24 @@ import yaml
 
 from parley.jobs.service import PARSE_TASK
 from parley.settings import Settings
-from tests.conftest import MODE, TEST_SECRET, Account, register, truncate_all
+from tests.conftest import delete_bus_keys, truncate_all
+from tests.fixtures.apps import TEST_SECRET, running_app
+from tests.fixtures.commands import run_parley
+from tests.fixtures.http import guarded_client
+from tests.fixtures.users import Account, register
+from tests.fixtures.workers import WorkerProcess, start_worker
 from tests.jobs.brokers import rabbitmq_vhost
 from tests.jobs.conftest import (
-    api_client,
     job_settings,
     new_prefix,
     post_job,
-    running_app,
     wait_job,
 )
 from tests.jobs.pageserver import PageServer, running_page_server
-from tests.jobs.workers import WorkerProcess
 from tests.ops.procs import (
     json_lines,
     run_check,
-    run_parley,
     sample,
-    start_ops_worker,
     unique_node,
     wait_for_lines,
     wait_until_ready,
@@ -41,7 +41,6 @@ from tests.ops.procs import (
 
 pytestmark = [
     pytest.mark.services_only,
-    pytest.mark.skipif(MODE != "services", reason="needs Redis and PostgreSQL"),
     pytest.mark.timeout(240),
 ]
 
@@ -56,13 +55,7 @@ async def _empty_tables(database_url: str, redis_url: str | None) -> AsyncIterat
     yield
     await truncate_all(database_url)
     if redis_url:
-        import redis.asyncio as aioredis
-
-        r = aioredis.from_url(redis_url)
-        keys = [key async for key in r.scan_iter(match="parley:*", count=1000)]
-        if keys:
-            await r.delete(*keys)
-        await r.aclose()
+        await delete_bus_keys(redis_url)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +79,7 @@ async def worker(
     ops_settings: Settings, node: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[WorkerProcess]:
     """A worker as the image runs it: production settings, the default (auto) log format."""
-    process = start_ops_worker(
+    process = start_worker(
         ops_settings,
         tmp_path_factory.mktemp("ops-worker"),
         name=node,
@@ -103,7 +96,7 @@ async def worker(
 
 @pytest.fixture
 async def client(ops_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_app(ops_settings) as application, api_client(application) as c:
+    async with running_app(ops_settings) as application, guarded_client(application) as c:
         yield c
 
 
@@ -190,7 +183,7 @@ async def test_the_compose_healthcheck_follows_the_worker(
     assert test[:2] == ["CMD", "parley"], test
     with rabbitmq_vhost() as url:
         settings = job_settings(database_url, redis_url, new_prefix(), broker_url=url)
-        worker = start_ops_worker(settings, tmp_path, name=None, PARLEY_LOG_FORMAT="json")
+        worker = start_worker(settings, tmp_path, name=None, PARLEY_LOG_FORMAT="json")
         try:
             await wait_until_ready(worker)
             healthy = run_parley(settings, *test[2:])
@@ -231,7 +224,7 @@ async def test_queue_depth_counts_jobs_waiting_for_a_worker(
     database_url: str, redis_url: str | None, pages: PageServer, tmp_path: Path, broker: str
 ) -> None:
     async def scenario(settings: Settings) -> None:
-        async with running_app(settings) as application, api_client(application) as client:
+        async with running_app(settings) as application, guarded_client(application) as client:
             alice: Account = await register(client, "alice")
             assert await queue_depth(client, "parse") == 0
             key = uuid.uuid4().hex
@@ -239,7 +232,7 @@ async def test_queue_depth_counts_jobs_waiting_for_a_worker(
             # Nobody consumes these queues yet: all three wait in the broker.
             assert await queue_depth(client, "parse") == 3
             assert await queue_depth(client, "previews") == 0
-            worker = start_ops_worker(
+            worker = start_worker(
                 settings, tmp_path, name=unique_node(), concurrency=2, PARLEY_LOG_FORMAT="json"
             )
             try:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from parley.app import create_app
-from tests.conftest import PASSWORD, make_settings
-from tests.ops.harness import BASE_URL, reject_server_errors, use_cheap_password_hashing
+from tests.fixtures.apps import AppWith
+from tests.fixtures.http import guarded_client
+from tests.fixtures.users import PASSWORD, sign_up
 
 TOKEN = "/api/v1/auth/token"
 LOGIN = "/api/v1/auth/login"
@@ -31,64 +30,39 @@ OFF = {
 }
 
 
-class AppFactory(Protocol):
-    async def __call__(self, **overrides: Any) -> Any: ...
-
-
 class ClientFactory(Protocol):
     async def __call__(
         self, app: Any, address: str = "203.0.113.1", *, allow_503: bool = False
     ) -> httpx.AsyncClient: ...
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_cheap_password_hashing(monkeypatch)
-
-
 @pytest.fixture
-async def _stack() -> AsyncIterator[AsyncExitStack]:
-    async with AsyncExitStack() as stack:
-        yield stack
-
-
-@pytest.fixture
-def make_app(database_url: str, redis_url: str | None, _stack: AsyncExitStack) -> AppFactory:
+def make_app(app_with: AppWith) -> AppWith:
     """Start an app (lifespan entered) with every limit off but those in `overrides`."""
 
     async def make(**overrides: Any) -> Any:
-        app = create_app(make_settings(database_url, redis_url, **{**OFF, **overrides}))
-        await _stack.enter_async_context(LifespanManager(app, startup_timeout=30))
-        return app
+        return await app_with(**{**OFF, **overrides})
 
     return make
 
 
 @pytest.fixture
-def make_client(_stack: AsyncExitStack) -> ClientFactory:
-    """An in-process client whose requests come from `address`; a 5xx fails the test
-    (but a 503 with `allow_503`, for the tests of outages)."""
+def make_client(exit_stack: AsyncExitStack) -> ClientFactory:
+    """A guarded client whose requests come from `address` (but a 503 passes with
+    `allow_503`, for the tests of outages)."""
 
     async def make(
         app: Any, address: str = "203.0.113.1", *, allow_503: bool = False
     ) -> httpx.AsyncClient:
-        async def check(response: httpx.Response) -> None:
-            if not (allow_503 and response.status_code == 503):
-                await reject_server_errors(response)
-
-        transport = httpx.ASGITransport(app=app, client=(address, 40000))
-        client = httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, event_hooks={"response": [check]}
-        )
-        return await _stack.enter_async_context(client)
+        client = guarded_client(app, address=address, allow={503} if allow_503 else ())
+        return await exit_stack.enter_async_context(client)
 
     return make
 
 
 async def create_user(client: httpx.AsyncClient, username: str) -> None:
     """Register `username` with the test password."""
-    resp = await client.post(REGISTER, json={"username": username, "password": PASSWORD})
-    assert resp.status_code == 201, resp.text
+    await sign_up(client, username)
 
 
 async def log_in(

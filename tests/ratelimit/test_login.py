@@ -9,11 +9,11 @@ import httpx
 import pyotp
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.fixtures.users import PASSWORD
 from tests.ratelimit.conftest import (
     LOGIN,
     TOKEN,
-    AppFactory,
+    AppWith,
     ClientFactory,
     assert_limited,
     create_user,
@@ -26,7 +26,7 @@ WRONG = "wrong password!"
 
 @pytest.mark.parametrize("path", [TOKEN, LOGIN])
 async def test_failed_logins_per_username_are_limited(
-    make_app: AppFactory, make_client: ClientFactory, path: str
+    make_app: AppWith, make_client: ClientFactory, path: str
 ) -> None:
     app = await make_app(rate_limit_login_username=3, rate_limit_login_username_seconds=900)
     client = await make_client(app)
@@ -41,7 +41,7 @@ async def test_failed_logins_per_username_are_limited(
 
 
 async def test_the_username_limit_holds_across_addresses_and_login_routes(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_login_username=4)
     first, second = await make_client(app, "198.51.100.1"), await make_client(app, "198.51.100.2")
@@ -52,9 +52,7 @@ async def test_the_username_limit_holds_across_addresses_and_login_routes(
     assert_limited(await log_in(first, "alice", WRONG, LOGIN))
 
 
-async def test_other_users_are_not_affected(
-    make_app: AppFactory, make_client: ClientFactory
-) -> None:
+async def test_other_users_are_not_affected(make_app: AppWith, make_client: ClientFactory) -> None:
     app = await make_app(rate_limit_login_username=2)
     client = await make_client(app)
     await create_user(client, "alice")
@@ -67,7 +65,7 @@ async def test_other_users_are_not_affected(
 
 
 async def test_successful_logins_do_not_count_against_the_username(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_login_username=3)
     client = await make_client(app)
@@ -80,7 +78,7 @@ async def test_successful_logins_do_not_count_against_the_username(
 
 
 async def test_a_limited_unknown_user_looks_like_a_limited_real_one(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_login_username=3, rate_limit_login_username_seconds=600)
     client = await make_client(app)
@@ -101,7 +99,7 @@ async def test_a_limited_unknown_user_looks_like_a_limited_real_one(
 
 
 async def test_every_login_attempt_counts_against_the_address(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_login_ip=5, rate_limit_login_ip_seconds=60)
     here, elsewhere = await make_client(app, "192.0.2.10"), await make_client(app, "192.0.2.11")
@@ -118,7 +116,7 @@ async def test_every_login_attempt_counts_against_the_address(
 
 
 async def test_the_address_is_the_forwarded_one_behind_the_proxy(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     # The app itself reads X-Forwarded-For, from the proxies it trusts (a network here).
     app = await make_app(rate_limit_login_ip=2, trusted_proxies="10.0.0.0/8")
@@ -143,7 +141,7 @@ async def test_the_address_is_the_forwarded_one_behind_the_proxy(
 
 
 async def test_ipv6_clients_are_limited_per_64_network(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_login_ip=2)
     one, same_net = (
@@ -159,7 +157,7 @@ async def test_ipv6_clients_are_limited_per_64_network(
 
 
 async def test_concurrent_guesses_cannot_pass_the_limit(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_login_username=5)
     client = await make_client(app)
@@ -170,7 +168,7 @@ async def test_concurrent_guesses_cannot_pass_the_limit(
 
 
 async def test_the_limit_lifts_after_the_window(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_login_username=2, rate_limit_login_username_seconds=1)
     client = await make_client(app)
@@ -190,7 +188,7 @@ async def test_the_limit_lifts_after_the_window(
 
 
 async def test_the_whole_burst_is_back_after_a_quiet_window(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_login_ip=3, rate_limit_login_ip_seconds=1)
     client = await make_client(app)
@@ -204,7 +202,7 @@ async def test_the_whole_burst_is_back_after_a_quiet_window(
 
 
 async def test_otp_required_is_no_failed_attempt_but_a_wrong_code_is(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_login_username=3)
     client = await make_client(app)
@@ -238,7 +236,7 @@ async def test_otp_required_is_no_failed_attempt_but_a_wrong_code_is(
     ids=["zero", "disabled"],
 )
 async def test_login_limits_can_be_turned_off(
-    make_app: AppFactory, make_client: ClientFactory, overrides: dict[str, object]
+    make_app: AppWith, make_client: ClientFactory, overrides: dict[str, object]
 ) -> None:
     app = await make_app(**overrides)
     client = await make_client(app)

@@ -14,17 +14,16 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-from asgi_lifespan import LifespanManager
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 from redis.crc import key_slot
 
-from parley.app import create_app
 from parley.ratelimit.core import Limiter, Rate, charge
 from parley.ratelimit.redis_store import RedisLimiter
-from tests.conftest import REDIS_URL, make_settings
+from tests.conftest import REDIS_URL
+from tests.fixtures.apps import make_settings, running_app
 from tests.fixtures.parley_cluster import wipe
 from tests.fixtures.services import RedisCluster
-from tests.ratelimit.conftest import OFF, AppFactory
+from tests.ratelimit.conftest import OFF, AppWith
 from tests.ratelimit.test_login import (  # noqa: F401 - collected again, on the cluster
     test_a_limited_unknown_user_looks_like_a_limited_real_one,
     test_concurrent_guesses_cannot_pass_the_limit,
@@ -72,7 +71,7 @@ async def limiter(redis_cluster: RedisCluster) -> AsyncIterator[Limiter]:
 
 
 @pytest.fixture
-def make_app(database_url: str, redis_cluster: RedisCluster, _stack: AsyncExitStack) -> AppFactory:
+def make_app(database_url: str, redis_cluster: RedisCluster, exit_stack: AsyncExitStack) -> AppWith:
     """Apps on the cluster (and the plain test Redis as broker), with fresh counters."""
     wipe(redis_cluster)
 
@@ -84,9 +83,7 @@ def make_app(database_url: str, redis_cluster: RedisCluster, _stack: AsyncExitSt
             broker_url=REDIS_URL,
             **{**OFF, **overrides},
         )
-        app = create_app(settings)
-        await _stack.enter_async_context(LifespanManager(app, startup_timeout=30))
-        return app
+        return await exit_stack.enter_async_context(running_app(settings))
 
     return make
 

@@ -9,11 +9,11 @@ import httpx
 import pyotp
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.fixtures.users import PASSWORD
 from tests.ratelimit.conftest import (
     LOGIN,
     TOKEN,
-    AppFactory,
+    AppWith,
     ClientFactory,
     assert_limited,
     create_user,
@@ -48,7 +48,7 @@ async def with_secret(client: httpx.AsyncClient, headers: dict[str, str]) -> str
 
 
 async def test_wrong_codes_on_enable_and_disable_are_limited_per_user(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_otp_user=3, rate_limit_otp_user_seconds=300)
     client = await make_client(app)
@@ -73,7 +73,7 @@ async def test_wrong_codes_on_enable_and_disable_are_limited_per_user(
 
 
 async def test_wrong_codes_at_login_are_limited_per_user_from_any_address(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_otp_user=3)
     here, elsewhere = await make_client(app, "192.0.2.1"), await make_client(app, "192.0.2.2")
@@ -96,7 +96,7 @@ async def test_wrong_codes_at_login_are_limited_per_user_from_any_address(
 
 
 async def test_right_codes_and_missing_codes_do_not_count(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_otp_user=2)
     client = await make_client(app)
@@ -117,7 +117,7 @@ async def test_right_codes_and_missing_codes_do_not_count(
     assert_limited(await client.post(TOKEN, data=bad))
 
 
-async def test_the_limit_lifts_by_itself(make_app: AppFactory, make_client: ClientFactory) -> None:
+async def test_the_limit_lifts_by_itself(make_app: AppWith, make_client: ClientFactory) -> None:
     """How an owner recovers from a lockout without help: wait for Retry-After."""
     app = await make_app(rate_limit_otp_user=1, rate_limit_otp_user_seconds=1)
     client = await make_client(app)
@@ -135,7 +135,7 @@ async def test_the_limit_lifts_by_itself(make_app: AppFactory, make_client: Clie
 
 @pytest.mark.services_only
 async def test_an_operator_can_clear_a_lockout(
-    make_app: AppFactory, make_client: ClientFactory, redis_url: str
+    make_app: AppWith, make_client: ClientFactory, redis_url: str
 ) -> None:
     """The key docs/deploy.md tells operators to delete: parley:rl:otp:user:<sha256(id)[:32]>."""
     import redis.asyncio as aioredis
@@ -158,7 +158,7 @@ async def test_an_operator_can_clear_a_lockout(
 
 
 async def test_the_otp_limit_can_be_turned_off(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_otp_user=0)
     client = await make_client(app)

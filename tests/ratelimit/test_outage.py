@@ -11,11 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from asgi_lifespan import LifespanManager
 
-from parley.app import create_app
-from tests.conftest import PASSWORD, make_settings
+from tests.fixtures.apps import make_settings, running_app
 from tests.fixtures.services import PrivateRedis
+from tests.fixtures.users import PASSWORD
 from tests.ratelimit.conftest import (
     LOGIN,
     OFF,
@@ -65,9 +64,8 @@ async def app_on_private_redis(
 ) -> AsyncIterator[tuple[Any, PrivateRedis]]:
     redis = private_redis()
     settings = make_settings(database_url, redis.url, **{**OFF, **LIMITS_ON})
-    app = create_app(settings)
     try:
-        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        async with running_app(settings) as app:
             yield app, redis
     finally:
         redis.resume()
@@ -106,8 +104,7 @@ async def test_limits_off_need_no_store(
     database_url: str, private_redis: Any, make_client: ClientFactory
 ) -> None:
     redis = private_redis()
-    app = create_app(make_settings(database_url, redis.url, rate_limit_enabled=False))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+    async with running_app(make_settings(database_url, redis.url, rate_limit_enabled=False)) as app:
         client = await make_client(app)
         await create_user(client, "alice")
         await asyncio.to_thread(redis.stop)

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.fixtures.servers import ServerProcess, start_server
+from tests.fixtures.users import PASSWORD
 from tests.ratelimit.conftest import assert_limited
 from tests.realtime.conftest import server_env
-from tests.servers import ServerProcess, start_server
 
 LIMIT = 3
 LIMITS = {

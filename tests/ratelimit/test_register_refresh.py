@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.fixtures.users import PASSWORD
 from tests.ratelimit.conftest import (
     REFRESH,
     REGISTER,
-    AppFactory,
+    AppWith,
     ClientFactory,
     assert_limited,
     create_user,
@@ -18,7 +18,7 @@ from tests.ratelimit.conftest import (
 
 
 async def test_registrations_per_address_are_limited(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_register_ip=3, rate_limit_register_ip_seconds=3600)
     here, elsewhere = await make_client(app, "192.0.2.1"), await make_client(app, "192.0.2.2")
@@ -35,7 +35,7 @@ async def test_registrations_per_address_are_limited(
 
 
 async def test_registration_limit_lifts_after_the_window(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_register_ip=1, rate_limit_register_ip_seconds=1)
     client = await make_client(app)
@@ -48,7 +48,7 @@ async def test_registration_limit_lifts_after_the_window(
 
 
 async def test_refreshes_per_address_are_limited(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     app = await make_app(rate_limit_refresh_ip=2, rate_limit_refresh_ip_seconds=60)
     here, elsewhere = await make_client(app, "192.0.2.1"), await make_client(app, "192.0.2.2")
@@ -75,7 +75,7 @@ async def test_refreshes_per_address_are_limited(
     ids=["zero", "disabled"],
 )
 async def test_register_and_refresh_limits_can_be_turned_off(
-    make_app: AppFactory, make_client: ClientFactory, overrides: dict[str, object]
+    make_app: AppWith, make_client: ClientFactory, overrides: dict[str, object]
 ) -> None:
     app = await make_app(**overrides)
     client = await make_client(app)

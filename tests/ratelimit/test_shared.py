@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.ratelimit.conftest import (
-    AppFactory,
+    AppWith,
     ClientFactory,
     assert_limited,
     create_user,
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.services_only
 
 
 async def test_two_processes_share_the_login_counters(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppWith, make_client: ClientFactory
 ) -> None:
     limits = {"rate_limit_login_username": 4, "rate_limit_login_ip": 6}
     app_a, app_b = await make_app(**limits), await make_app(**limits)

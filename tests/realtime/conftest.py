@@ -6,36 +6,32 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import MODE, PASSWORD, TEST_SECRET
-from tests.servers import ServerProcess, start_server
+from tests.conftest import MODE
+from tests.fixtures.servers import ServerProcess, start_server
+from tests.fixtures.servers import server_env as base_server_env
+from tests.fixtures.users import register_on
 
 RECEIVE_TIMEOUT = 10.0
 LOG_MAX_EVENTS = 60
 
 
 def server_env(database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
-    """The environment of a test server."""
-    env = {
-        "PARLEY_ENV": "test",
-        "PARLEY_DATABASE_URL": database_url,
-        "PARLEY_SECRET_KEY": TEST_SECRET,
-        "PARLEY_AUTO_MIGRATE": "false",
-        "PARLEY_LOG_LEVEL": "WARNING",
-        "PARLEY_LOG_FORMAT": "json",
-        "PARLEY_EVENT_LOG_MAX_EVENTS": str(LOG_MAX_EVENTS),
-        "PARLEY_EVENT_LOG_MAX_AGE_SECONDS": "0",
-        "PARLEY_FETCH_ALLOW_PRIVATE": "true",
-    }
-    if redis_url:
-        env["PARLEY_REDIS_URL"] = redis_url
-    env.update(extra)
-    return env
+    """A test server's environment, with an event log short enough for tests to outrun."""
+    return base_server_env(
+        database_url,
+        redis_url,
+        **{
+            "PARLEY_EVENT_LOG_MAX_EVENTS": str(LOG_MAX_EVENTS),
+            "PARLEY_EVENT_LOG_MAX_AGE_SECONDS": "0",
+            **extra,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +43,25 @@ def servers(
     count = 2 if MODE == "services" else 1
     started = [start_server(server_env(database_url, redis_url), workdir) for _ in range(count)]
     yield started
+    for server in started:
+        server.stop()
+
+
+class ServerWith(Protocol):
+    def __call__(self, **env: str) -> ServerProcess: ...
+
+
+@pytest.fixture
+def server_with(database_url: str, redis_url: str | None, tmp_path: Path) -> Iterator[ServerWith]:
+    """Start a server of the run's database with these PARLEY_* variables; stopped after."""
+    started: list[ServerProcess] = []
+
+    def start(**env: str) -> ServerProcess:
+        server = start_server(server_env(database_url, redis_url, **env), tmp_path)
+        started.append(server)
+        return server
+
+    yield start
     for server in started:
         server.stop()
 
@@ -93,12 +108,8 @@ class Api:
 
 async def make_user(server: ServerProcess, username: str) -> Api:
     """Register and log in a user on `server`."""
-    async with httpx.AsyncClient(base_url=server.http, timeout=15) as c:
-        r = await c.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD})
-        assert r.status_code == 201, r.text
-        t = await c.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-        assert t.status_code == 200, t.text
-    return Api(server.http, t.json()["access_token"], r.json()["id"], username)
+    account = await register_on(server.http, username)
+    return Api(server.http, account.access_token, account.id, username)
 
 
 class Socket:

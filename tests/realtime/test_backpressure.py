@@ -6,28 +6,15 @@ import asyncio
 import base64
 import os
 import socket
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.realtime.conftest import make_user, server_env
-from tests.servers import start_server
-
-
-@pytest.fixture
-def small_queue_server(database_url: str, redis_url: str | None, tmp_path: Path) -> Any:
-    server = start_server(
-        server_env(database_url, redis_url, PARLEY_WS_SEND_QUEUE_SIZE="16"), tmp_path
-    )
-    yield server
-    server.stop()
+from tests.realtime.conftest import ServerWith, make_user
 
 
 async def test_stalled_client_is_disconnected_without_holding_up_others(
-    small_queue_server: Any, open_socket: Any
+    server_with: ServerWith, open_socket: Any
 ) -> None:
-    server = small_queue_server
+    server = server_with(PARLEY_WS_SEND_QUEUE_SIZE="16")
     alice = await make_user(server, "alice")
     bob = await make_user(server, "bob")
     carol = await make_user(server, "carol")

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.realtime.conftest import make_user, server_env
-from tests.servers import ServerProcess, start_server
+from tests.fixtures.servers import ServerProcess
+from tests.realtime.conftest import ServerWith, make_user
 
 EXTENSIONS = "Sec-WebSocket-Extensions"
-
-
-@pytest.fixture
-def compressing_server(
-    database_url: str, redis_url: str | None, tmp_path: Path
-) -> Iterator[ServerProcess]:
-    server = start_server(
-        server_env(database_url, redis_url, PARLEY_WS_COMPRESSION="true"), tmp_path
-    )
-    yield server
-    server.stop()
 
 
 async def test_sockets_are_not_compressed_by_default(
@@ -37,9 +22,8 @@ async def test_sockets_are_not_compressed_by_default(
     assert (await ws.next_of("message.created"))["data"]["id"] == sent["id"]
 
 
-async def test_compression_can_be_turned_on(
-    compressing_server: ServerProcess, open_socket: Any
-) -> None:
+async def test_compression_can_be_turned_on(server_with: ServerWith, open_socket: Any) -> None:
+    compressing_server = server_with(PARLEY_WS_COMPRESSION="true")
     alice = await make_user(compressing_server, "alice")
     ws = await open_socket(compressing_server, alice)
     assert "permessage-deflate" in ws.ws.response.headers.get(EXTENSIONS, "")

@@ -10,9 +10,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import TEST_SECRET
+from tests.fixtures.apps import TEST_SECRET
+from tests.fixtures.servers import ServerProcess
 from tests.realtime.conftest import make_user
-from tests.servers import ServerProcess
 
 
 async def _closed_with(url: str, **kwargs: Any) -> int | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.fixtures.servers import ServerProcess
 from tests.realtime.conftest import make_user
-from tests.servers import ServerProcess
 
 
 async def test_typing_goes_to_the_other_members_only(

@@ -25,10 +25,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from parley.db.migrate import upgrade_to_head
-from tests.conftest import make_settings
+from tests.fixtures.apps import make_settings
 from tests.fixtures.services import PrivatePostgres, PrivateRedis
+from tests.fixtures.workers import start_worker
 from tests.jobs.pageserver import running_page_server
-from tests.jobs.workers import start_worker
 from tests.realtime.conftest import make_user
 from tests.realtime.faultkit import Deployment, Scenario, health, wait_until
 
@@ -269,7 +269,7 @@ async def test_a_killed_worker_s_job_resumes_and_its_owner_sees_each_step(
     )
     key = uuid.uuid4().hex
     with running_page_server() as pages:
-        first = start_worker(settings, tmp_path, name="doomed", concurrency=1)
+        first = start_worker(settings, tmp_path, log_name="doomed.log", concurrency=1)
         try:
             sock = await open_socket(server, alice)
             job = await alice.post("/jobs/parse", json={"url": pages.url(f"/hold/{key}")})
@@ -279,7 +279,7 @@ async def test_a_killed_worker_s_job_resumes_and_its_owner_sees_each_step(
             first.kill()
             pages.release(key)
             killed_at = time.monotonic()
-            second = start_worker(settings, tmp_path, name="survivor")
+            second = start_worker(settings, tmp_path, log_name="survivor.log")
             try:
                 statuses = []
                 while not statuses or statuses[-1] != "succeeded":

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import REDIS_URL, migrated_database, truncate_all
 from tests.fixtures.parley_cluster import cluster_env, master_of_user
+from tests.fixtures.servers import ServerProcess, start_server
 from tests.fixtures.services import RedisCluster
 from tests.realtime.conftest import Api, make_user, server_env
 from tests.realtime.test_delivery import (  # noqa: F401 - collected again, on the cluster
@@ -42,7 +43,6 @@ from tests.realtime.test_resume import (  # noqa: F401 - collected again, on the
     test_reconnect_with_last_event_id_replays_what_was_missed,
     test_resume_while_messages_keep_arriving_has_no_gap_and_no_duplicate,
 )
-from tests.servers import ServerProcess, start_server
 
 pytestmark = pytest.mark.services_only
 

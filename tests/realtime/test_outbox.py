@@ -17,8 +17,12 @@ from parley.outbox import emit_row
 from parley.outbox.models import OutboxRow
 from parley.realtime.bus import Appended, LogEvent
 from parley.realtime.codec import encode_body
-from tests.conftest import Account, make_settings, register, truncate_all
-from tests.jobs.conftest import api_client, listening, running_app, wait_for
+from tests.chats.conftest import create_group, send
+from tests.conftest import truncate_all
+from tests.fixtures.apps import make_settings, running_app
+from tests.fixtures.http import guarded_client
+from tests.fixtures.users import Account, register
+from tests.jobs.conftest import listening, wait_for
 
 
 async def _orphans(app: Any, user_id: int, count: int) -> list[int]:
@@ -70,21 +74,12 @@ async def test_a_row_is_appended_once_however_often_it_is_published(
 async def test_published_rows_are_pruned(own_database_url: str, redis_url: str | None) -> None:
     """By the leading relay: on a database of its own, this app's."""
     settings = make_settings(own_database_url, redis_url, outbox_keep_published_seconds=0.1)
-    async with running_app(settings) as application, api_client(application) as client:
+    async with running_app(settings) as application, guarded_client(application) as client:
         alice = await register(client, "alice")
         bob = await register(client, "bob")
-        chat = await client.post(
-            "/api/v1/chats",
-            json={"type": "group", "title": "t", "memberIds": [bob.id]},
-            headers=alice.headers,
-        )
+        chat = await create_group(client, alice, bob)
         for n in range(3):
-            resp = await client.post(
-                f"/api/v1/chats/{chat.json()['id']}/messages",
-                json={"text": f"m{n}"},
-                headers=alice.headers,
-            )
-            assert resp.status_code == 201
+            await send(client, alice, chat["id"], f"m{n}")
 
         async def outbox_empty() -> bool:
             async with application.state.resources.db.session() as session:
@@ -105,8 +100,8 @@ async def test_two_deployments_sharing_a_redis_never_meet(
     async with (
         running_app(first) as app_a,
         running_app(second) as app_b,
-        api_client(app_a) as a,
-        api_client(app_b) as b,
+        guarded_client(app_a) as a,
+        guarded_client(app_b) as b,
     ):
         alice_a, bob_a = await register(a, "alice"), await register(a, "bob")
         alice_b, bob_b = await register(b, "alice"), await register(b, "bob")

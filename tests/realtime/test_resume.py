@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.fixtures.servers import ServerProcess
 from tests.realtime.conftest import LOG_MAX_EVENTS, make_user
-from tests.servers import ServerProcess
 
 
 async def test_reconnect_with_last_event_id_replays_what_was_missed(

@@ -10,9 +10,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import PASSWORD
+from tests.fixtures.servers import ServerProcess, start_server
+from tests.fixtures.users import PASSWORD
 from tests.realtime.conftest import make_user, server_env
-from tests.servers import ServerProcess, start_server
 
 
 async def _session_cookie(server: ServerProcess, username: str) -> str:

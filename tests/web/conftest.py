@@ -4,7 +4,6 @@ Redis) and a real headless Chromium (Debian's `chromium`, driven by Playwright).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import signal
 import uuid
@@ -23,9 +22,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import MODE, REDIS_URL, TEST_SECRET, make_settings, migrated_database
-from tests.jobs.workers import WorkerProcess, start_worker
-from tests.servers import ServerProcess, free_port, start_server
+from tests.conftest import MODE, REDIS_URL, migrated_database
+from tests.fixtures.apps import make_settings
+from tests.fixtures.servers import ServerProcess, free_port, server_env, start_server
+from tests.fixtures.workers import WorkerProcess, start_worker
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -80,28 +80,12 @@ class WebServer:
     def freeze(self) -> None:
         """SIGSTOP: its sockets stay open but nothing answers (a hung process, a dead link)."""
         assert self.process is not None
-        os.kill(self.process.process.pid, signal.SIGSTOP)
+        self.process.process.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
         """SIGCONT after `freeze` (harmless otherwise)."""
-        if self.process is not None and self.process.process.poll() is None:
-            os.kill(self.process.process.pid, signal.SIGCONT)
-
-
-def _server_env(database_url: str, redis_url: str | None, queue_prefix: str) -> dict[str, str]:
-    env = {
-        "PARLEY_ENV": "test",
-        "PARLEY_DATABASE_URL": database_url,
-        "PARLEY_SECRET_KEY": TEST_SECRET,
-        "PARLEY_AUTO_MIGRATE": "false",
-        "PARLEY_FETCH_ALLOW_PRIVATE": "true",
-        "PARLEY_JOB_QUEUE_PREFIX": queue_prefix,
-        "PARLEY_LOG_LEVEL": "WARNING",
-        "PARLEY_LOG_FORMAT": "json",
-    }
-    if redis_url:
-        env["PARLEY_REDIS_URL"] = redis_url
-    return env
+        if self.process is not None:
+            self.process.process.send_signal(signal.SIGCONT)  # not if reaped already
 
 
 def _flush(redis_url: str | None) -> None:
@@ -122,11 +106,13 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
     prefix = f"web{uuid.uuid4().hex[:8]}."
     with migrated_database(tmp_path_factory) as database_url:
         _flush(redis_url)
-        server = WebServer(_server_env(database_url, redis_url, prefix), workdir)
+        server = WebServer(
+            server_env(database_url, redis_url, PARLEY_JOB_QUEUE_PREFIX=prefix), workdir
+        )
         worker: WorkerProcess | None = None
         if MODE == "services":
             settings = make_settings(database_url, redis_url, job_queue_prefix=prefix)
-            worker = start_worker(settings, workdir, name="web-worker")
+            worker = start_worker(settings, workdir, log_name="web-worker.log")
         try:
             server.start()
             yield server

@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 from tests.billing.conftest import billing_settings, flush
 from tests.billing.fakestripe import CARD_CHARGE_DECLINED, CARD_DECLINED, CARD_OK, FakeStripe
 from tests.conftest import MODE, REDIS_URL, migrated_database
-from tests.jobs.workers import settings_env, start_worker
+from tests.fixtures.workers import settings_env, start_worker
 from tests.web.conftest import Pages, WebServer
 from tests.web.kit import person, sign_in
 
@@ -72,7 +72,7 @@ def billing_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebS
             server.start()
             stripe.deliver_webhooks_to(f"{server.http}/hooks/stripe")
             if MODE == "services":
-                worker = start_worker(settings, workdir, name="web-billing-worker")
+                worker = start_worker(settings, workdir, log_name="web-billing-worker.log")
             yield server, stripe
         finally:
             if worker is not None:

@@ -1,7 +1,8 @@
 """Password hashing with Argon2id, and a dummy check for unknown users.
 
 Hashing costs tens of milliseconds of CPU on purpose: the async functions run it on a
-thread, so that a login does not stall every socket of the process meanwhile.
+thread, so that a login does not stall every socket of the process meanwhile. The costs
+come from settings (`PARLEY_PASSWORD_HASH_*`), set once by `configure` at app start.
 """
 
 from __future__ import annotations
@@ -12,9 +13,28 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from parley.settings import Settings
+
+_configured: PasswordHasher | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Hash new passwords with the Argon2 costs of `settings` (one process, one set of costs)."""
+    global _configured
+    _configured = PasswordHasher(
+        time_cost=settings.password_hash_time_cost,
+        memory_cost=settings.password_hash_memory_cost,
+        parallelism=settings.password_hash_parallelism,
+    )
+    _dummy_hash.cache_clear()
+
+
+def _hasher() -> PasswordHasher:
+    return _configured if _configured is not None else _default_hasher()
+
 
 @lru_cache
-def _hasher() -> PasswordHasher:
+def _default_hasher() -> PasswordHasher:
     return PasswordHasher()
 
 
