@@ -73,6 +73,11 @@ async def requeue_unsent(ctx: JobContext) -> int:
     Returns how many jobs were enqueued.
     """
     async with ctx.db.session() as session:
+        unfinished = select(Job.id).where(Job.status.in_(("running", "queued"))).limit(1)
+        if await session.scalar(unfinished) is None:
+            # Nothing to do, and no write: on SQLite a start-up must not wait for the write
+            # lock that another process's open transaction holds.
+            return 0
         interrupted = list(
             await session.scalars(
                 update(Job)
