@@ -16,14 +16,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import asyncpg
+import structlog
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from parley.db.outage import is_database_outage
+
+log = structlog.get_logger("parley.db")
 
 _CONSTANT = object()
 
@@ -65,18 +68,35 @@ async def fetchrow(
     generation = _generations.get(engine.sync_engine, 0)
     try:
         connection = await engine.raw_connection()
+    except SQLAlchemyError:  # already in SQLAlchemy's terms (a pool timeout: 503)
+        raise
     except Exception as exc:  # SQLAlchemy does not wrap what its pool's connect raises
         raise DBAPIError(sql, None, exc, connection_invalidated=is_database_outage(exc)) from exc
     lost = False
+    done = False
     try:
         driver: asyncpg.Connection = connection.driver_connection
-        return await driver.fetchrow(sql, *arguments)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        lost = is_database_outage(exc)
-        if lost:
-            connection.invalidate(exc)
+        row = await driver.fetchrow(sql, *arguments)
+        done = True
+        return row
+    except Exception as exc:
+        # An error from PostgreSQL is about the statement; anything else (the protocol,
+        # the socket) leaves the connection unusable, like a lost one.
+        lost = is_database_outage(exc) or not isinstance(exc, asyncpg.PostgresError)
         raise DBAPIError(sql, None, exc, connection_invalidated=lost) from exc
     finally:
+        if not done:
+            # Failed or cancelled half-way, the connection may still be in the middle of the
+            # statement: it must never be handed out again (the pool's reset would not see
+            # it, there being no transaction to roll back).
+            connection.invalidate()
+        await _give_back(engine, connection, lost=lost, generation=generation)
+
+
+async def _give_back(engine: AsyncEngine, connection: Any, *, lost: bool, generation: int) -> None:
+    """Return the connection to the pool, and start the pool afresh after a lost one. Never
+    raises: what went wrong with the statement is what the caller must hear about."""
+    try:
         # Returning it may close it (an overflow connection, an invalidated one): awaited
         # I/O, which SQLAlchemy's pool only does inside its greenlet.
         await greenlet_spawn(connection.close)
@@ -85,6 +105,8 @@ async def fetchrow(
             # the same server and are as dead; start afresh (once per loss).
             _generations[engine.sync_engine] = generation + 1
             await engine.dispose()
+    except Exception as exc:  # a dead connection failing to close is no news
+        log.warning("could not give a connection back", error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 # How many times each engine's pool was started afresh after a lost connection.
