@@ -107,8 +107,9 @@ async def test_a_socket_that_saw_no_event_resumes_from_its_ready_position(
     back = await open_socket(server_a, bob, f"lastEventId={quiet.ready}")
     assert (await back.next_of("chat.created"))["data"]["id"] == chat_id
     assert (await back.next_of("message.created"))["data"]["id"] == missed["id"]
+    # Replayed before `ready`, or (when the relay published them a moment later, the fast
+    # path being closed) live after it: either way nothing was missed.
     assert back.ready is not None
-    assert back.ready != quiet.ready
 
 
 async def test_ready_carries_the_newest_event_id(server_a: ServerProcess, open_socket: Any) -> None:
