@@ -476,6 +476,12 @@ class Measurement:
         return self.cpu.get("server", math.nan) / max(self.unique, 1) * 1e6
 
     @property
+    def generator_share(self) -> float:
+        """The sender's and receivers' CPU as a share of the machine's."""
+        load = self.cpu.get("sender", 0.0) + self.cpu.get("receivers", 0.0)
+        return load / self.cpu["total"] if self.cpu.get("total") else math.nan
+
+    @property
     def clean(self) -> bool:
         """Every message accepted and delivered once, p99 under the target."""
         return (
@@ -1025,6 +1031,7 @@ async def saturate(
             f" errors {sum(m.send_errors.values())};"
             f" server {m.server_us_per_delivery:.1f} us per delivery"
             f" ({m.cpu.get('server', 0.0) / (m.window or math.nan):.0%} of a core);"
+            f" load generator {m.generator_share:.0%} of the machine;"
             f" machine {m.cpu.get('busy', 0.0):.0f} of {m.cpu.get('total', 0.0):.0f} CPU-s busy"
             f" -> {'clean' if m.clean else 'SATURATED'}",
             flush=True,
