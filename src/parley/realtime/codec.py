@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from parley.db.base import utcnow
 
@@ -27,9 +27,11 @@ PONG_FRAME = '{"type":"pong"}'
 MAX_EVENT_ID_LENGTH = 48
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One encoded server-to-client frame, shared by every socket it goes to."""
+class Frame(NamedTuple):
+    """One encoded server-to-client frame, shared by every socket it goes to.
+
+    A named tuple, not a dataclass: one is made per recipient of every event.
+    """
 
     event_id: str | None
     text: str

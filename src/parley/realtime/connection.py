@@ -1,37 +1,76 @@
-"""One WebSocket's outgoing side: a bounded queue, ordering and de-duplication by event id."""
+"""One WebSocket's outgoing side: ordering, de-duplication by event id, and writes that
+wait only for a client that has stopped reading."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
+from typing import Protocol
+
+import structlog
+from starlette.websockets import WebSocketDisconnect
 
 from parley.ops.metrics import EVENTS_DELIVERED, WS_DROPPED
 from parley.realtime.codec import Frame, format_event_id, parse_event_id
+from parley.realtime.eager import start_now
 
 SLOW_CONSUMER_CLOSE_CODE = 1013  # "try again later": the client resumes by id
+# What a write to a socket whose client has gone raises (Starlette, uvicorn, the kernel).
+GONE = (WebSocketDisconnect, RuntimeError, OSError)
+
+log = structlog.get_logger("parley.ws")
+
+
+class Socket(Protocol):
+    """The two things a connection does with its WebSocket (Starlette's has both)."""
+
+    async def send_text(self, data: str) -> None:
+        """Send one text frame."""
+        ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Send a close frame."""
+        ...
 
 
 class Connection:
-    """Queues frames for one socket. A logged frame at or below the last id sent is dropped.
+    """Writes frames to one socket in order. A logged frame at or below the last id sent is
+    dropped.
+
+    A frame is written at once, in the caller (the bus's delivery loop), without a task of
+    its own. Only a write that has to wait (the client is not reading and the transport's
+    buffer is full) gets a task; frames that come meanwhile wait in a backlog of at most
+    `queue_size`, and a socket whose backlog overflows is closed with 1013, so one stalled
+    client never holds up the others.
 
     While `held` (a replay or a refill from the log is being read), live frames wait; going
     live releases those beyond the position the log gave, so that nothing is sent twice and
     nothing out of order.
     """
 
-    def __init__(self, user_id: int, *, queue_size: int) -> None:
+    def __init__(self, user_id: int, socket: Socket, *, queue_size: int) -> None:
         self.user_id = user_id
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self.last_id: tuple[int, int] | None = None
+        self.refilling = asyncio.Lock()
+        self._socket = socket
+        self._queue_size = queue_size
+        self._backlog: deque[str] = deque()
+        self._waiting_write: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._stopped = False
         self._holding = True
         self._held: list[Frame] = []
-        self.overflowed = asyncio.Event()
-        self.refilling = asyncio.Lock()
 
     @property
     def position(self) -> str | None:
         """The id of the last event queued to this socket (or of its `ready` frame)."""
         return format_event_id(self.last_id) if self.last_id is not None else None
+
+    @property
+    def backlog(self) -> int:
+        """Frames waiting for the client to read what was written before them."""
+        return len(self._backlog)
 
     def offer(self, frame: Frame) -> None:
         """Called by the bus for every live frame of this user."""
@@ -45,25 +84,19 @@ class Connection:
         self._holding = True
 
     def push(self, frame: Frame) -> None:
-        """Queue a frame unless it is a duplicate; flag the socket as too slow when full."""
+        """Write a frame unless it is a duplicate."""
         if frame.event_id is not None:
             key = parse_event_id(frame.event_id)
             if key is not None:
                 if self.last_id is not None and key <= self.last_id:
                     return
                 self.last_id = key
-        try:
-            self.queue.put_nowait(frame.text)
-        except asyncio.QueueFull:
-            WS_DROPPED.inc()
-            self.overflowed.set()
-            return
-        EVENTS_DELIVERED.inc()
+        if self._write(frame.text):
+            EVENTS_DELIVERED.inc()
 
     def push_text(self, text: str) -> None:
-        """Queue a frame that is not an event (pong, resync notice, ready)."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(text)
+        """Write a frame that is not an event (pong, resync notice, ready)."""
+        self._write(text)
 
     def go_live(self, last_event_id: str, *, restart: bool = False) -> None:
         """Live events follow `last_event_id`: release the held frames beyond it, in order.
@@ -78,3 +111,60 @@ class Connection:
         held, self._held = self._held, []
         for frame in held:
             self.push(frame)
+
+    def stop(self) -> None:
+        """The socket has closed: write nothing more."""
+        self._stopped = True
+        self._backlog.clear()
+        for task in (self._waiting_write, self._closer):
+            if task is not None:
+                task.cancel()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _write(self, text: str) -> bool:
+        """Write now, or after the write that is waiting; False when it will not be written."""
+        if self._stopped:
+            return False
+        if self._waiting_write is None:
+            return self._start(text)
+        if len(self._backlog) >= self._queue_size:
+            self._close_slow_consumer()
+            return False
+        self._backlog.append(text)
+        return True
+
+    def _start(self, text: str) -> bool:
+        try:
+            task = start_now(self._socket.send_text(text))
+        except GONE:
+            # The client has gone; the receive loop sees it too and ends the socket.
+            self._stopped = True
+            return False
+        if task is not None:
+            self._waiting_write = task
+            task.add_done_callback(self._written)
+        return True
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        """A write that waited is done: write the backlog, until one has to wait again."""
+        self._waiting_write = None
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            self._stopped = True
+            if not isinstance(error, GONE):
+                log.warning("a socket write failed", error=f"{type(error).__name__}: {error}")
+            return
+        while self._backlog and self._waiting_write is None and not self._stopped:
+            self._start(self._backlog.popleft())
+
+    def _close_slow_consumer(self) -> None:
+        WS_DROPPED.inc()
+        self.stop()
+        self._closer = asyncio.get_running_loop().create_task(self._close(), name="ws-close")
+
+    async def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._socket.close(code=SLOW_CONSUMER_CLOSE_CODE, reason="too slow")

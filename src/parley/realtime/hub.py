@@ -53,7 +53,7 @@ class Hub:
         Raises when the bus cannot serve it now (the caller closes the socket).
         """
         await self.bus.check()
-        conn = Connection(user_id, queue_size=self.queue_size)
+        conn = Connection(user_id, websocket, queue_size=self.queue_size)
         self.bus.listen(user_id, conn.offer)
         try:
             await self._start_at(conn, last_event_id, refill=False)

@@ -14,7 +14,7 @@ from starlette.websockets import WebSocketState
 from parley.auth.deps import user_from_connection
 from parley.common.errors import DomainError
 from parley.realtime.codec import PONG_FRAME, error_frame
-from parley.realtime.connection import SLOW_CONSUMER_CLOSE_CODE, Connection
+from parley.realtime.connection import Connection
 from parley.realtime.hub import Hub
 from parley.realtime.origins import origin_allowed
 from parley.resources import Resources
@@ -66,15 +66,10 @@ async def websocket_events(websocket: WebSocket) -> None:
     except Exception as exc:  # the bus cannot serve sockets now
         await _refuse_for_now(websocket, "pubsub", exc, accepted=True)
         return
-    sender = asyncio.create_task(_send_loop(websocket, conn))
-    watchdog = asyncio.create_task(_close_when_overflowed(websocket, conn, sender))
     try:
         await _receive_loop(websocket, conn, hub, user.id)
     finally:
-        for task in (sender, watchdog):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        conn.stop()
         with contextlib.suppress(Exception):  # presence is best effort when Redis is down
             await hub.disconnect(websocket, conn)
 
@@ -91,23 +86,6 @@ async def _refuse_for_now(
         if not accepted:
             await websocket.accept()
         await websocket.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason=f"{dependency} unavailable")
-
-
-async def _send_loop(websocket: WebSocket, conn: Connection) -> None:
-    """Drain the socket's queue in order."""
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-        while True:
-            await websocket.send_text(await conn.queue.get())
-
-
-async def _close_when_overflowed(
-    websocket: WebSocket, conn: Connection, sender: asyncio.Task[None]
-) -> None:
-    """A socket whose queue overflowed is closed (1013); the client resumes by id."""
-    await conn.overflowed.wait()
-    sender.cancel()
-    with contextlib.suppress(Exception):
-        await websocket.close(code=SLOW_CONSUMER_CLOSE_CODE, reason="too slow")
 
 
 async def _receive_loop(websocket: WebSocket, conn: Connection, hub: Hub, user_id: int) -> None:
