@@ -52,7 +52,10 @@ async def websocket_events(websocket: WebSocket) -> None:
         return
     try:
         async with resources.db.session() as session:
-            user = await user_from_connection(websocket, session, token=token, check_csrf=False)
+            # Keep the id only: the socket's frame lives as long as it, the ORM object need not.
+            user_id = (
+                await user_from_connection(websocket, session, token=token, check_csrf=False)
+            ).id
     except DomainError:
         await websocket.accept()
         await websocket.close(code=UNAUTHORIZED_CLOSE_CODE, reason="not authenticated")
@@ -62,12 +65,12 @@ async def websocket_events(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     try:
-        conn = await hub.connect(websocket, user.id, websocket.query_params.get("lastEventId"))
+        conn = await hub.connect(websocket, user_id, websocket.query_params.get("lastEventId"))
     except Exception as exc:  # the bus cannot serve sockets now
         await _refuse_for_now(websocket, "pubsub", exc, accepted=True)
         return
     try:
-        await _receive_loop(websocket, conn, hub, user.id)
+        await _receive_loop(websocket, conn, hub, user_id)
     finally:
         conn.stop()
         with contextlib.suppress(Exception):  # presence is best effort when Redis is down
