@@ -30,6 +30,10 @@ pub/sub connection per socket, no database) and prints the ratio Parley / naive 
 latency, deliveries/s, memory per socket and server CPU per message. `--no-naive` skips
 it, `--no-parley` measures the naive one alone.
 
+After the load generator check (below) it runs `bench/write_floor.py` on as many sockets: the server CPU of a
+bare `transport.write` of a frame on this machine, the kernel's part of every delivery; each
+per-delivery figure is then also printed as a multiple of it.
+
 First, the load generator check (`--no-generator-check` skips it): the sender's HTTP client
 and wrk (`apt-get install wrk`) take turns driving the bare INSERT endpoint of
 `bench/send.py` with `--http-connections` connections, closed loop; the script prints both
@@ -1144,10 +1148,11 @@ async def main_async(args: argparse.Namespace, run: Run, scratch: Path) -> int:
             drive_bare, run=run, scratch=scratch, connections=args.http_connections
         )
         print(check.report(), flush=True)
+    floor_us = await write_floor(sockets)
     redis_client = redis.Redis.from_url(args.redis)
     if args.rates:
         try:
-            return await saturation_run(args, run, scratch, members, redis_client)
+            return await saturation_run(args, run, scratch, members, redis_client, floor_us)
         finally:
             await redis_client.aclose()
     try:
@@ -1177,6 +1182,7 @@ async def main_async(args: argparse.Namespace, run: Run, scratch: Path) -> int:
         if parley is None:
             return 0
         code = summarize(parley, naive, check)
+        print_floor_ratio(parley.server_us_per_delivery, floor_us)
         return code if args.check else 0
     finally:
         await redis_client.aclose()
@@ -1188,6 +1194,7 @@ async def saturation_run(
     scratch: Path,
     members: list[list[int]],
     redis_client: redis.Redis,
+    floor_us: float,
 ) -> int:
     """`--rates`: each target's deliveries/s at saturation, and their ratio."""
     await redis_client.flushdb()
@@ -1207,7 +1214,32 @@ async def saturation_run(
     if parley is None:
         return 0
     code = summarize_saturation(parley, naive)
+    if parley.best is not None:
+        print_floor_ratio(parley.best.server_us_per_delivery, floor_us)
     return code if args.check else 0
+
+
+async def write_floor(sockets: int) -> float:
+    """`bench/write_floor.py` on as many sockets: server CPU per bare `transport.write`."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("write_floor.py")),
+        "--sockets",
+        str(sockets),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    line = out.decode().strip()
+    print(f"  floor: {line}", flush=True)
+    return float(line.split(":")[1].split()[0])
+
+
+def print_floor_ratio(us_per_delivery: float, floor_us: float) -> None:
+    """Parley's CPU per delivery against the machine's floor, both from this run."""
+    print(
+        f"server CPU per delivery {us_per_delivery:.1f} us = {us_per_delivery / floor_us:.1f}x"
+        f" a bare transport.write on this machine ({floor_us:.1f} us, measured in this run)"
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
