@@ -140,9 +140,12 @@ class Connection:
     def _start(self, text: str) -> bool:
         try:
             task = start_now(self._socket.send_text(text))
-        except GONE:
-            # The client has gone; the receive loop sees it too and ends the socket.
+        except Exception as exc:  # raised here, it must not reach the bus's delivery loop
+            # The client has gone (the receive loop sees it too and ends the socket), or
+            # something unexpected failed: either way this socket gets nothing more.
             self._stopped = True
+            if not isinstance(exc, GONE):
+                log.warning("a socket write failed", error=f"{type(exc).__name__}: {exc}")
             return False
         if task is not None:
             self._waiting_write = task
