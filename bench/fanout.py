@@ -30,9 +30,9 @@ pub/sub connection per socket, no database) and prints the ratio Parley / naive 
 latency, deliveries/s, memory per socket and server CPU per message. `--no-naive` skips
 it, `--no-parley` measures the naive one alone.
 
-After the load generator check (below) it runs `bench/write_floor.py` on as many sockets: the server CPU of a
-bare `transport.write` of a frame on this machine, the kernel's part of every delivery; each
-per-delivery figure is then also printed as a multiple of it.
+After the load generator check (below) it runs `bench/write_floor.py` on as many sockets:
+the server CPU of a bare `transport.write` of a frame on this machine, the kernel's part of
+every delivery; each per-delivery figure is then also printed as a multiple of it.
 
 First, the load generator check (`--no-generator-check` skips it): the sender's HTTP client
 and wrk (`apt-get install wrk`) take turns driving the bare INSERT endpoint of

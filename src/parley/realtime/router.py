@@ -40,7 +40,6 @@ def _bearer(websocket: WebSocket) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-@router.websocket("/ws")
 async def websocket_events(websocket: WebSocket) -> None:
     """Live events for the authenticated user; see the contract's WebSocket section."""
     resources: Resources = websocket.app.state.resources
@@ -75,6 +74,12 @@ async def websocket_events(websocket: WebSocket) -> None:
         conn.stop()
         with contextlib.suppress(Exception):  # presence is best effort when Redis is down
             await hub.disconnect(websocket, conn)
+
+
+# A plain Starlette route, not FastAPI's: the endpoint takes no dependencies, and FastAPI's
+# route keeps two exit stacks and its dependency state alive for as long as each socket is
+# open (docs/performance.md, memory per idle socket).
+router.add_websocket_route("/ws", websocket_events)
 
 
 async def _refuse_for_now(
