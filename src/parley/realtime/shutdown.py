@@ -17,11 +17,19 @@ from typing import Any
 from parley.realtime.hub import Hub
 
 GOING_AWAY = 1001
+# How long the close frames may take before the shutdown goes on without them.
+CLOSE_TIMEOUT_SECONDS = 2.0
 
 
 @contextlib.contextmanager
 def close_sockets_on_signal(hub: Hub) -> Iterator[None]:
-    """While active, SIGTERM/SIGINT first close every socket with 1001, then do as before."""
+    """While active, SIGTERM/SIGINT first close every socket with 1001, then do as before.
+
+    The handler that was there before (uvicorn's, which starts the shutdown) runs only once
+    the close frames are written, or after `CLOSE_TIMEOUT_SECONDS`: uvicorn's shutdown
+    closes every socket with 1012 in the same step in which it notices the signal, so
+    running both side by side was a race that 1012 sometimes won on a busy machine.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -29,18 +37,26 @@ def close_sockets_on_signal(hub: Hub) -> Iterator[None]:
     previous: dict[int, Any] = {}
     tasks: set[asyncio.Task[None]] = set()
 
-    def _close_all() -> None:
-        task = loop.create_task(hub.close_all(GOING_AWAY, "server shutting down"))
+    async def _close_then_forward(signum: int, frame: FrameType | None) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                await hub.close_all(GOING_AWAY, "server shutting down")
+        except TimeoutError:  # a client that reads nothing must not hold the shutdown up
+            pass
+        finally:
+            previous[signum](signum, frame)
+
+    def _start(signum: int, frame: FrameType | None) -> None:
+        task = loop.create_task(_close_then_forward(signum, frame))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
     def _handler(signum: int, frame: FrameType | None) -> None:
-        loop.call_soon_threadsafe(_close_all)
-        before = previous.get(signum)
-        if callable(before):
-            before(signum, frame)
+        if callable(previous.get(signum)):
+            # A signal handler may interrupt the loop anywhere: hand over thread-safely.
+            loop.call_soon_threadsafe(_start, signum, frame)
         else:  # nobody else was handling it: behave as if we were not here
-            signal.signal(signum, before or signal.SIG_DFL)
+            signal.signal(signum, previous.get(signum) or signal.SIG_DFL)
             signal.raise_signal(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
