@@ -141,11 +141,7 @@ class Connection:
         try:
             task = start_now(self._socket.send_text(text))
         except Exception as exc:  # raised here, it must not reach the bus's delivery loop
-            # The client has gone (the receive loop sees it too and ends the socket), or
-            # something unexpected failed: either way this socket gets nothing more.
-            self._stopped = True
-            if not isinstance(exc, GONE):
-                log.warning("a socket write failed", error=f"{type(exc).__name__}: {exc}")
+            self._write_failed(exc)
             return False
         if task is not None:
             self._waiting_write = task
@@ -159,13 +155,18 @@ class Connection:
             return
         error = task.exception()
         if error is not None:
-            self._stopped = True
-            if not isinstance(error, GONE):
-                log.warning("a socket write failed", error=f"{type(error).__name__}: {error}")
+            self._write_failed(error)
             return
         backlog = self._backlog
         while backlog and self._waiting_write is None and not self._stopped:
             self._start(backlog.popleft())
+
+    def _write_failed(self, error: BaseException) -> None:
+        # The client has gone (the receive loop sees it too and ends the socket), or
+        # something unexpected failed: either way this socket gets nothing more.
+        self._stopped = True
+        if not isinstance(error, GONE):
+            log.warning("a socket write failed", error=f"{type(error).__name__}: {error}")
 
     def _close_slow_consumer(self) -> None:
         WS_DROPPED.inc()
