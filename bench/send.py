@@ -26,10 +26,12 @@ it prints requests/s (answered 201; per round too), latency p50/p90/p99/max (wrk
 all rounds), the answers that were not a 201 (by status) and socket errors, the CPU of the
 server processes per request, of their PostgreSQL backends, of wrk (as a share of the
 machine) and of the whole machine, and the PostgreSQL connections opened to the target's
-database while it was measured (`pg_stat_database.sessions`; a pool that holds its
-connections opens none). Then the ratios Parley / bare and the targets: throughput at least
-40% of the bare endpoint's, p99 at most 2.5 times the bare endpoint's p99, and no
-connection opened during the steady run. `--check` makes a missed target exit 1.
+database while it was measured (`pg_stat_database.sessions`) beside the backends held
+after each round. Then the ratios Parley / bare and the targets: throughput at least 40%
+of the bare endpoint's, p99 at most 2.5 times the bare endpoint's p99, and no pool churn:
+every connection opened while measured is still held at the end (a pool that meets a new
+peak of concurrent requests grows; one that closes and reopens connections churns).
+`--check` makes a missed target exit 1.
 
 It starts everything itself on loopback: a fresh PostgreSQL database per server
 (postgres@127.0.0.1:5432, trust; BENCH_PG overrides), `parley migrate`, `parley serve` in
@@ -64,6 +66,7 @@ from _common import (
     Server,
     TimeLimitExceeded,
     WrkRun,
+    backend_pids,
     cleanup,
     create_group,
     create_users,
@@ -247,16 +250,24 @@ async def main_async(args: argparse.Namespace, run: Run, scratch: Path) -> int:
         for target in targets:
             await target.load(args, run, scratch, args.warmup)
     parts: dict[str, list[WrkRun]] = {t.name: [] for t in targets}
+    # Backends held before and after the measured rounds: a pool that meets a new peak of
+    # concurrent requests grows (opens connections and keeps them); one that churns opens
+    # connections without holding more.
+    held0 = {t.name: await _held(t) for t in targets}
+    held = dict(held0)
     for round_no in range(args.rounds):
         order = targets if round_no % 2 == 0 else targets[::-1]
         for target in order:
             result = await target.load(args, run, scratch, args.duration)
             parts[target.name].append(result)
+            held[target.name] = await _held(target)
             print(
                 f"  round {round_no + 1}: {target.label:6} {result.rate:7.0f}"
                 f" requests/s, p99 {result.ms(99):6.1f} ms, not ok {result.not_ok},"
                 f" machine {result.machine_busy / result.machine_total:.0%} busy, other work"
-                f" {result.rest_cpu:.1f} CPU-s",
+                f" {result.rest_cpu:.1f} CPU-s, PostgreSQL connections opened"
+                f" {'n/a' if result.connections_opened is None else result.connections_opened},"
+                f" held {held[target.name]}",
                 flush=True,
             )
     results = {name: WrkRun.merge(name, p) for name, p in parts.items()}
@@ -284,10 +295,21 @@ async def main_async(args: argparse.Namespace, run: Run, scratch: Path) -> int:
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if bare is None:
         return 0
-    return summarize(results[groups.name], results[bare.name], args)
+    grown = {
+        name: None if held0[name] is None or held[name] is None else held[name] - held0[name]
+        for name in held
+    }
+    return summarize(results[groups.name], results[bare.name], args, grown[groups.name])
 
 
-def summarize(parley: WrkRun, bare: WrkRun, args: argparse.Namespace) -> int:
+async def _held(target: Target) -> int | None:
+    """The PostgreSQL backends serving the target's database now (None without one)."""
+    return len(await backend_pids(target.database)) if target.database else None
+
+
+def summarize(
+    parley: WrkRun, bare: WrkRun, args: argparse.Namespace, parley_grown: int | None
+) -> int:
     """Print the ratios and the verdict; the exit status under --check."""
     ratio = parley.rate / bare.rate if bare.rate else math.nan
     p99_ratio = parley.ms(99) / bare.ms(99) if bare.ms(99) else math.nan
@@ -308,12 +330,16 @@ def summarize(parley: WrkRun, bare: WrkRun, args: argparse.Namespace) -> int:
             f"{parley.not_ok} not ok, {sum(parley.socket_errors.values())} socket errors",
         ),
     ]
-    if parley.connections_opened is not None:
+    if parley.connections_opened is not None and parley_grown is not None:
+        # A connection opened to meet a new peak of concurrent requests is kept: the pool
+        # grew. One opened to replace a connection the pool closed is churn.
+        replaced = parley.connections_opened - parley_grown
         checks.append(
             (
-                "no PostgreSQL connection opened while measured",
-                parley.connections_opened == 0,
-                f"{parley.connections_opened} opened (bare: {bare.connections_opened})",
+                "no PostgreSQL connection replaced while measured (pool churn)",
+                replaced <= 0,
+                f"{parley.connections_opened} opened, the pool grew by {parley_grown}:"
+                f" {max(replaced, 0)} replaced (bare: {bare.connections_opened} opened)",
             )
         )
     print()
