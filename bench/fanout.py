@@ -22,8 +22,11 @@ taken by other work.
 
 `--compression` is the server's setting: `none` (the default, as `parley serve` defaults to)
 or `deflate`, which starts Parley with PARLEY_WS_COMPRESSION=true (and the naive server with
-permessage-deflate on). The sockets always offer permessage-deflate, as browsers do, so the
-server's setting decides; the report counts the sockets that negotiated it.
+permessage-deflate on). With `deflate` the sockets offer permessage-deflate, as browsers
+do, through the `websockets` client, and the report counts the sockets that negotiated it.
+With `none` they are `bench/lean_ws.py`'s sockets, which offer no extension and parse
+frames without a task per message: the `websockets` client cost the receivers ~90 µs of
+CPU per delivery on a slow VM, half the machine that the server shares with them.
 
 In the same run it measures the same load against `bench/naive_fanout.py` (one Redis
 pub/sub connection per socket, no database) and prints the ratio Parley / naive for p99
@@ -106,6 +109,7 @@ from _common import (
     terminate,
     workdir,
 )
+from lean_ws import LeanSocket
 
 BENCH_DIR = Path(__file__).resolve().parent
 SCRIPT = str(Path(__file__).resolve())
@@ -144,7 +148,7 @@ class Receiver:
     """Holds a share of the sockets in a child process and records every delivery."""
 
     def __init__(self) -> None:
-        self.sockets: list[ClientConnection] = []
+        self.sockets: list[ClientConnection | LeanSocket] = []
         self.readers: list[asyncio.Task[None]] = []
         # message, user, receive time, the event's `ts` (when the server published it)
         self.deliveries: list[tuple[int, int, float, float]] = []
@@ -153,33 +157,40 @@ class Receiver:
         self.closed_early: Counter[str] = Counter()
         self.closing = False
 
-    async def _read(self, user_id: int, ws: ClientConnection, pong: asyncio.Event) -> None:
-        try:
-            async for raw in ws:
-                received = time.time()
-                text = raw if isinstance(raw, str) else raw.decode()
-                if '"message.created"' in text:
-                    frame = json.loads(text)
-                    body = frame["data"]["text"]
-                    if body.startswith("bench "):
-                        message = int(body.split(" ", 2)[1])
-                        published = datetime.fromisoformat(frame["ts"]).timestamp()
-                        self.deliveries.append((message, user_id, received, published))
-                        self.seen.add((message, user_id))
-                        continue
-                if text == '{"type":"pong"}':
-                    pong.set()
-                    continue
-                self.other_frames[json.loads(text).get("type", "?")] += 1
-        except ConnectionClosed:
-            pass
-        if not self.closing:
-            self.closed_early[str(ws.close_code)] += 1
+    def _received(self, user_id: int, pong: asyncio.Event, text: str) -> None:
+        received = time.time()
+        if '"message.created"' in text:
+            frame = json.loads(text)
+            body = frame["data"]["text"]
+            if body.startswith("bench "):
+                message = int(body.split(" ", 2)[1])
+                published = datetime.fromisoformat(frame["ts"]).timestamp()
+                self.deliveries.append((message, user_id, received, published))
+                self.seen.add((message, user_id))
+                return
+        if text == '{"type":"pong"}':
+            pong.set()
+            return
+        self.other_frames[json.loads(text).get("type", "?")] += 1
 
-    async def open(self, sockets: Sequence[tuple[int, str]], within: float) -> dict[str, Any]:
+    def _ended(self, close_code: int | None) -> None:
+        if not self.closing:
+            self.closed_early[str(close_code)] += 1
+
+    async def _read(self, user_id: int, ws: ClientConnection, pong: asyncio.Event) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                self._received(user_id, pong, raw if isinstance(raw, str) else raw.decode())
+        self._ended(ws.close_code)
+
+    async def open(
+        self, sockets: Sequence[tuple[int, str]], within: float, *, lean: bool
+    ) -> dict[str, Any]:
         """Open every socket, then wait until each has answered one ping.
 
-        A socket not open and answered within `within` seconds of the start counts as failed.
+        `lean`: with `lean_ws.LeanSocket` (no compression offered), else with the
+        `websockets` client offering permessage-deflate. A socket not open and answered
+        within `within` seconds of the start counts as failed.
         """
         limit = asyncio.Semaphore(OPEN_CONCURRENCY)
         started = time.perf_counter()
@@ -187,13 +198,20 @@ class Receiver:
 
         async def one(user_id: int, url: str) -> None:
             async with limit, asyncio.timeout_at(deadline):
-                ws = await connect(
-                    url, compression=OFFER_COMPRESSION, ping_interval=None, proxy=None
-                )
-                self.sockets.append(ws)
                 pong = asyncio.Event()
-                self.readers.append(asyncio.create_task(self._read(user_id, ws, pong)))
-                await ws.send('{"type":"ping"}')
+                if lean:
+                    socket = await LeanSocket.connect(
+                        url, lambda text: self._received(user_id, pong, text), self._ended
+                    )
+                    self.sockets.append(socket)
+                    socket.send_text('{"type":"ping"}')
+                else:
+                    ws = await connect(
+                        url, compression=OFFER_COMPRESSION, ping_interval=None, proxy=None
+                    )
+                    self.sockets.append(ws)
+                    self.readers.append(asyncio.create_task(self._read(user_id, ws, pong)))
+                    await ws.send('{"type":"ping"}')
                 await pong.wait()
 
         results = await asyncio.gather(*(one(u, url) for u, url in sockets), return_exceptions=True)
@@ -219,7 +237,7 @@ class Receiver:
         match command["cmd"]:
             case "open":
                 sockets = [(int(u), str(url)) for u, url in command["sockets"]]
-                return await self.open(sockets, command["within"])
+                return await self.open(sockets, command["within"], lean=command["lean"])
             case "count":
                 return {"unique": len(self.seen)}
             case "report":
@@ -234,8 +252,10 @@ class Receiver:
         raise ValueError(f"unknown command {command!r}")
 
 
-def negotiated_deflate(ws: ClientConnection) -> bool:
+def negotiated_deflate(ws: ClientConnection | LeanSocket) -> bool:
     """Whether the server accepted permessage-deflate on this socket."""
+    if isinstance(ws, LeanSocket):
+        return False  # it offers no extension
     response = ws.response
     extensions = response.headers.get("Sec-WebSocket-Extensions", "") if response else ""
     return "permessage-deflate" in extensions
@@ -702,6 +722,7 @@ async def measure(
                         "cmd": "open",
                         "sockets": [(u, target.ws_url(u)) for u in share],
                         "within": OPEN_TIMEOUT,
+                        "lean": args.compression == "none",
                     },
                     timeout=OPEN_TIMEOUT + 30,
                 )
@@ -1133,7 +1154,12 @@ async def main_async(args: argparse.Namespace, run: Run, scratch: Path) -> int:
         f"fan-out bench: {sockets} sockets ({args.chats} group chats of {args.group_size}),"
         f" {args.rate:g} messages/s for {args.duration:g}s through the REST API,"
         f" {args.receivers} receiver process(es), server websocket compression"
-        f" {args.compression} (the sockets offer permessage-deflate)",
+        f" {args.compression} ("
+        + (
+            "lean client sockets, no extension offered)"
+            if args.compression == "none"
+            else "the sockets offer permessage-deflate)"
+        ),
         flush=True,
     )
     print(
