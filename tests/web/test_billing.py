@@ -162,3 +162,30 @@ def test_a_declined_card_shows_stripes_message(
     enter_card(page, CARD_OK)
     expect(page.locator('#billing-facts dd[data-fact="Plan"]')).to_have_text("Plus")
     expect(page.locator("#billing-error")).to_have_text("")
+
+
+def test_an_update_that_leaves_the_plan_free_keeps_the_card_form(
+    pages: Pages, billing_web: tuple[WebServer, FakeStripe]
+) -> None:
+    """A `billing.updated` that arrives while someone types a card (the webhook about an
+    earlier declined payment, late on a busy server) leaves the form and what was typed;
+    one that makes the plan Plus replaces it. Delivered through the page's own handler."""
+    server, _ = billing_web
+    wes = person(server, "wes", "Wes")
+    page = pages.new()
+    sign_in(page, server, wes)
+    open_plan(page)
+    page.get_by_role("button", name="Upgrade to Plus").click()
+    number = page.locator("#billing-card").get_by_placeholder("number")
+    number.fill(CARD_OK)
+    deliver = """async (plan) => {
+        const billing = await import(new URL("js/billing.js", document.baseURI).href);
+        const state = await import(new URL("js/state.js", document.baseURI).href);
+        billing.onBillingUpdated({ ...state.state.billing, plan });
+    }"""
+    page.evaluate(deliver, "free")
+    expect(page.get_by_role("button", name="Subscribe")).to_be_visible()
+    expect(number).to_have_value(CARD_OK)
+    page.evaluate(deliver, "plus")
+    expect(page.locator('#billing-facts dd[data-fact="Plan"]')).to_have_text("Plus")
+    expect(page.get_by_role("button", name="Subscribe")).to_have_count(0)

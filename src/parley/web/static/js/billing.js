@@ -63,8 +63,11 @@ function renderBilling() {
     ? "Your subscription is cancelled and ends with the paid period."
     : "";
   const slot = $("billing-subscribe");
-  slot.replaceChildren();
-  if (billing.plan !== "plus") mountSubscribe(slot, billing);
+  if (billing.plan === "plus") slot.replaceChildren();
+  else if (!slot.hasChildNodes()) mountSubscribe(slot, billing);
+  // Otherwise an upgrade may be in progress (a card form, or "Try another card"): an update
+  // that leaves the plan below Plus, such as the webhook about a declined first payment
+  // arriving late, must not throw away the card someone is typing.
 }
 
 /** Cancel the subscription at the end of the paid period. */
