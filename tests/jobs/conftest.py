@@ -151,6 +151,24 @@ class Events:
                     data: dict[str, Any] = frame["data"]
                     return data
 
+    async def each(
+        self,
+        *wanted: tuple[str, Callable[[dict[str, Any]], bool]],
+        timeout: float = DEADLINE,
+    ) -> list[dict[str, Any]]:
+        """The data of the first event matching each (type, condition) of `wanted`, in that
+        order, whatever order they arrive in (events of different origins race)."""
+        found: list[dict[str, Any] | None] = [None] * len(wanted)
+        async with asyncio.timeout(timeout):
+            while any(data is None for data in found):
+                frame = await self.queue.get()
+                self.seen.append(frame)
+                for i, (event_type, where) in enumerate(wanted):
+                    if found[i] is None and frame["type"] == event_type and where(frame["data"]):
+                        found[i] = frame["data"]
+                        break
+        return [data for data in found if data is not None]
+
     def pending(self) -> list[dict[str, Any]]:
         """Every event received so far and not yet consumed."""
         out = []
