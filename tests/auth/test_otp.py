@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -10,30 +9,13 @@ import pyotp
 import pytest
 
 from tests.auth.conftest import assert_unauthenticated
+from tests.fixtures.otp import code_at, previous_code, wrong_code
 from tests.fixtures.users import PASSWORD, Account
 
 SETUP = "/api/v1/auth/otp/setup"
 ENABLE = "/api/v1/auth/otp/enable"
 DISABLE = "/api/v1/auth/otp/disable"
 TOKEN = "/api/v1/auth/token"
-
-
-def code(secret: str) -> str:
-    return str(pyotp.TOTP(secret).now())
-
-
-def previous_code(secret: str) -> str:
-    """The code of the previous time step, still accepted (clock drift): enabling with it
-    leaves the current code unused for the login that follows (each code works once)."""
-    return str(pyotp.TOTP(secret).at(time.time() - 30))
-
-
-def wrong_code(secret: str) -> str:
-    """A six-digit code that is not valid anywhere near now (the server allows one step)."""
-    totp = pyotp.TOTP(secret)
-    now = time.time()
-    near = {totp.at(now + step * 30) for step in range(-3, 4)}
-    return next(c for c in (f"{n:06d}" for n in range(1_000_000)) if c not in near)
 
 
 async def setup(client: httpx.AsyncClient, who: Account) -> str:
@@ -44,7 +26,9 @@ async def setup(client: httpx.AsyncClient, who: Account) -> str:
 
 async def enable(client: httpx.AsyncClient, who: Account) -> str:
     secret = await setup(client, who)
-    resp = await client.post(ENABLE, json={"code": previous_code(secret)}, headers=who.headers)
+    resp = await client.post(
+        ENABLE, json={"code": await previous_code(secret)}, headers=who.headers
+    )
     assert resp.status_code == 204, resp.text
     return secret
 
@@ -107,10 +91,10 @@ async def test_only_the_newest_setup_secret_counts(
     first = await setup(client, alice)
     second = await setup(client, alice)
     assert first != second
-    if code(first) != code(second):  # equal only by a one-in-a-million chance
-        resp = await client.post(ENABLE, json={"code": code(first)}, headers=alice.headers)
+    if code_at(first) != code_at(second):  # equal only by a one-in-a-million chance
+        resp = await client.post(ENABLE, json={"code": code_at(first)}, headers=alice.headers)
         assert resp.status_code == 400
-    resp = await client.post(ENABLE, json={"code": code(second)}, headers=alice.headers)
+    resp = await client.post(ENABLE, json={"code": code_at(second)}, headers=alice.headers)
     assert resp.status_code == 204
 
 
@@ -119,11 +103,11 @@ async def test_setup_or_enable_again_once_enabled_is_409(
 ) -> None:
     secret = await enable(client, alice)
     assert (await client.post(SETUP, headers=alice.headers)).status_code == 409
-    again = await client.post(ENABLE, json={"code": code(secret)}, headers=alice.headers)
+    again = await client.post(ENABLE, json={"code": code_at(secret)}, headers=alice.headers)
     assert again.status_code == 409
     # The enabled secret was not replaced.
     resp = await client.post(
-        TOKEN, data={"username": "alice", "password": PASSWORD, "otp": code(secret)}
+        TOKEN, data={"username": "alice", "password": PASSWORD, "otp": code_at(secret)}
     )
     assert resp.status_code == 200
 
@@ -143,7 +127,7 @@ async def test_login_then_needs_the_code(client: httpx.AsyncClient, alice: Accou
     )
     assert garbage.json()["detail"] == "invalid_otp"
     right = await client.post(
-        TOKEN, data={"username": "alice", "password": PASSWORD, "otp": code(secret)}
+        TOKEN, data={"username": "alice", "password": PASSWORD, "otp": code_at(secret)}
     )
     assert right.status_code == 200, right.text
     assert set(right.json()) == {"access_token", "token_type", "expires_in", "refresh_token"}
@@ -183,7 +167,7 @@ async def test_the_secret_is_never_shown_again(
         await client.get(f"/api/v1/chats/{chat.json()['id']}", headers=alice.headers),
         await client.get("/api/v1/chats", headers=alice.headers),
         await client.post(
-            TOKEN, data={"username": "alice", "password": PASSWORD, "otp": code(secret)}
+            TOKEN, data={"username": "alice", "password": PASSWORD, "otp": code_at(secret)}
         ),
         await client.get("/openapi.json"),
     ]
@@ -201,7 +185,7 @@ async def test_disable_needs_a_right_code(client: httpx.AsyncClient, alice: Acco
     bad = await client.post(DISABLE, json={"code": wrong_code(secret)}, headers=alice.headers)
     assert bad.status_code == 400
     assert await otp_enabled(client, alice) is True
-    ok = await client.post(DISABLE, json={"code": code(secret)}, headers=alice.headers)
+    ok = await client.post(DISABLE, json={"code": code_at(secret)}, headers=alice.headers)
     assert ok.status_code == 204
     assert await otp_enabled(client, alice) is False
     plain = await client.post(TOKEN, data={"username": "alice", "password": PASSWORD})
@@ -212,7 +196,7 @@ async def test_disable_when_not_enabled_is_400(client: httpx.AsyncClient, alice:
     resp = await client.post(DISABLE, json={"code": "123456"}, headers=alice.headers)
     assert resp.status_code == 400
     secret = await setup(client, alice)  # pending, not enabled
-    resp = await client.post(DISABLE, json={"code": code(secret)}, headers=alice.headers)
+    resp = await client.post(DISABLE, json={"code": code_at(secret)}, headers=alice.headers)
     assert resp.status_code == 400
 
 
@@ -220,7 +204,7 @@ async def test_after_disabling_setup_gives_a_new_secret(
     client: httpx.AsyncClient, alice: Account
 ) -> None:
     old = await enable(client, alice)
-    await client.post(DISABLE, json={"code": code(old)}, headers=alice.headers)
+    await client.post(DISABLE, json={"code": code_at(old)}, headers=alice.headers)
     new = await setup(client, alice)
     assert new != old
 

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 
 import httpx
-import pyotp
 
 from tests.auth.conftest import assert_unauthenticated
 from tests.auth.test_otp import DISABLE, TOKEN, enable, otp_enabled
+from tests.fixtures.otp import code_at as at
 from tests.fixtures.users import PASSWORD, Account
 
 LOGIN = "/api/v1/auth/login"
-
-
-def at(secret: str, steps_from_now: int) -> str:
-    """The code of the time step `steps_from_now` away (the server accepts -1, 0 and +1)."""
-    return str(pyotp.TOTP(secret).at(time.time() + 30 * steps_from_now))
 
 
 def form(code: str) -> dict[str, str]:

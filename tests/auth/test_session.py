@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from tests.auth.conftest import assert_unauthenticated
 from tests.fixtures.http import guarded_client
+from tests.fixtures.otp import previous_code
 from tests.fixtures.users import PASSWORD, Account
 
 LOGIN = "/api/v1/auth/login"
@@ -192,7 +192,7 @@ async def test_session_login_needs_the_otp_when_2fa_is_on(
 ) -> None:
     secret = (await client.post("/api/v1/auth/otp/setup", headers=alice.headers)).json()["secret"]
     # The previous step's code (still accepted): the current one stays unused for the login.
-    previous = pyotp.TOTP(secret).at(time.time() - 30)
+    previous = await previous_code(secret)
     enable = await client.post(
         "/api/v1/auth/otp/enable", json={"code": previous}, headers=alice.headers
     )

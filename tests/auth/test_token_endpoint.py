@@ -10,13 +10,12 @@ from typing import Any
 
 import httpx
 import jwt
-import pyotp
 import pytest
 
 from tests.auth.conftest import assert_unauthenticated, bearer
-from tests.auth.test_otp import wrong_code
 from tests.fixtures.apps import AppWith
 from tests.fixtures.http import BASE_URL, guarded_client
+from tests.fixtures.otp import previous_code, wrong_code
 from tests.fixtures.users import PASSWORD, Account, register
 
 with warnings.catch_warnings():
@@ -80,7 +79,7 @@ async def test_bad_credentials_are_invalid_grant(client: httpx.AsyncClient, alic
 
 async def test_otp_answers_keep_their_detail(client: httpx.AsyncClient, alice: Account) -> None:
     secret = (await client.post("/api/v1/auth/otp/setup", headers=alice.headers)).json()["secret"]
-    previous = pyotp.TOTP(secret).at(time.time() - 30)  # leaves the current code unused
+    previous = await previous_code(secret)  # leaves the current code unused
     enabled = await client.post(
         "/api/v1/auth/otp/enable", json={"code": previous}, headers=alice.headers
     )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import time
 
 import httpx
-import pyotp
 import pytest
 
+from tests.fixtures.otp import code_at as at
+from tests.fixtures.otp import previous_code
+from tests.fixtures.otp import wrong_code as wrong
 from tests.fixtures.users import PASSWORD
 from tests.ratelimit.conftest import (
     LOGIN,
@@ -25,25 +25,6 @@ from tests.ratelimit.conftest import (
 SETUP = "/api/v1/auth/otp/setup"
 ENABLE = "/api/v1/auth/otp/enable"
 DISABLE = "/api/v1/auth/otp/disable"
-
-
-def at(secret: str, steps_from_now: int = 0) -> str:
-    return str(pyotp.TOTP(secret).at(time.time() + 30 * steps_from_now))
-
-
-async def previous_code(secret: str) -> str:
-    """The code of the previous time step, far enough from the next step that the server
-    still takes it (it accepts one step each way): on a busy machine, a code computed just
-    before the step changes may reach the server two steps old."""
-    left = 30 - time.time() % 30
-    if left < 5:
-        await asyncio.sleep(left)  # the clock's next step, which nothing else announces
-    return at(secret, -1)
-
-
-def wrong(secret: str) -> str:
-    near = {at(secret, step) for step in range(-3, 4)}
-    return next(c for c in ("000000", "111111", "222222", "333333", "444444") if c not in near)
 
 
 async def signed_in(client: httpx.AsyncClient, username: str) -> tuple[dict[str, str], int]:
