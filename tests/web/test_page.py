@@ -130,6 +130,39 @@ def test_sign_in_chat_and_see_live_messages(page: Page, web_server: WebServer) -
     expect(page.locator("#status")).to_have_text("live")
 
 
+def test_the_chat_list_updates_in_place_so_a_click_is_never_lost(
+    page: Page, web_server: WebServer
+) -> None:
+    """An event redraws the list: items keep their elements, and an unchanged item is not
+    touched (a rebuilt list swallows a click whose press and release straddle a redraw)."""
+    alice = person(web_server, "alice", "Alice Place")
+    bob = person(web_server, "bob", "Bob Busy")
+    carol = person(web_server, "carol", "Carol Calm")
+    busy = chat(web_server, bob, alice)
+    post(web_server, bob, busy, "First from Bob")
+    calm = chat(web_server, carol, alice)
+    post(web_server, carol, calm, "Only from Carol")
+
+    sign_in(page, web_server, alice)
+    items = page.locator("#chat-list > li")
+    expect(items).to_have_count(2)
+    expect(items.first).to_have_attribute("data-chat-id", str(calm))
+    busy_link = chat_link(page, busy).element_handle()
+    calm_preview = chat_link(page, calm).locator(".chat-preview").element_handle()
+
+    post(web_server, bob, busy, "Second from Bob")
+    expect(chat_link(page, busy).locator(".chat-preview")).to_have_text("Bob Busy: Second from Bob")
+    expect(chat_link(page, busy).locator(".badge")).to_have_text("2")
+    expect(items.first).to_have_attribute("data-chat-id", str(busy))
+    assert busy_link.evaluate("link => link.isConnected"), "the changed item's link was replaced"
+    assert calm_preview.evaluate("span => span.isConnected"), "an unchanged item was redrawn"
+    expect(items).to_have_count(2)
+
+    busy_link.click()
+    expect(page.locator("#chat-title")).to_have_text("Bob Busy")
+    expect(page.locator("#message-list")).to_contain_text("Second from Bob")
+
+
 def test_register_new_chat_and_a_reload_keeps_the_session(
     page: Page, web_server: WebServer
 ) -> None:

@@ -37,18 +37,49 @@ function unreadText(count) {
   return `${count} unread message${count === 1 ? "" : "s"}`;
 }
 
-/** Draw the list, latest activity first; keyboard focus stays on the chat it was on. */
+/** Draw the list, latest activity first; keyboard focus stays on the chat it was on.
+ *
+ * Items are updated in place, and an item whose content did not change is not touched:
+ * a list rebuilt on every event would swallow a click whose press and release straddle
+ * an update (the release lands on a new element, so no link gets the click). */
 export function renderChatList() {
   const list = $("chat-list");
   const focused = document.activeElement && document.activeElement.closest(".chat-item");
   const focusedId = focused ? focused.dataset.chatId : null;
   const chats = [...state.chats.values()].sort((a, b) => (activity(a) < activity(b) ? 1 : -1));
   $("chat-list-empty").hidden = chats.length > 0;
-  list.replaceChildren(...chats.map(chatItem));
-  if (focusedId !== null) {
+  const shown = new Map([...list.children].map((item) => [item.dataset.chatId, item]));
+  chats.forEach((chat, index) => {
+    const fresh = chatItem(chat);
+    let item = shown.get(fresh.dataset.chatId);
+    if (item) {
+      shown.delete(fresh.dataset.chatId);
+      updateChatItem(item, fresh);
+    } else {
+      item = fresh;
+    }
+    const there = list.children[index];
+    if (there !== item) list.insertBefore(item, there || null);
+  });
+  for (const gone of shown.values()) gone.remove();
+  if (focusedId !== null && !list.contains(document.activeElement)) {
     const link = list.querySelector(`.chat-item[data-chat-id="${CSS.escape(focusedId)}"] a`);
     if (link) link.focus();
   }
+}
+
+/** Make a shown item look like `fresh`, keeping its link element. */
+function updateChatItem(item, fresh) {
+  if (item.isEqualNode(fresh)) return;
+  item.className = fresh.className;
+  const link = item.firstElementChild;
+  const freshLink = fresh.firstElementChild;
+  for (const name of ["href", "aria-current"]) {
+    const value = freshLink.getAttribute(name);
+    if (value === null) link.removeAttribute(name);
+    else link.setAttribute(name, value);
+  }
+  if (link.innerHTML !== freshLink.innerHTML) link.replaceChildren(...freshLink.childNodes);
 }
 
 function chatItem(chat) {
