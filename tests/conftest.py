@@ -40,19 +40,35 @@ def pytest_report_header() -> str:
     return f"parley test mode: {MODE}"
 
 
+# A test that takes one of these is never the same in both modes, whatever its marks say.
+MODE_FIXTURES = frozenset({"database_url", "own_database_url", "redis_url"})
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "services_only: needs Redis (runs in the services-mode pass of the suite)"
     )
+    config.addinivalue_line(
+        "markers",
+        "mode_independent: uses neither the suite's database nor Redis, so it runs once, in "
+        "the embedded pass",
+    )
+
+
+def _runs_in_this_pass(item: pytest.Item) -> bool:
+    if MODE == "services":
+        return item.get_closest_marker("mode_independent") is None or bool(
+            MODE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+    return item.get_closest_marker("services_only") is None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked services_only run in the services pass and are deselected (not skipped)
-    in the embedded pass, since the suite always runs both."""
-    if MODE == "services":
-        return
-    keep = [i for i in items if i.get_closest_marker("services_only") is None]
-    deselected = [i for i in items if i.get_closest_marker("services_only") is not None]
+    """The suite always runs both passes, so a test runs only where it means something:
+    one marked services_only in the services pass, one marked mode_independent in the
+    embedded pass. The others are deselected (not skipped)."""
+    keep = [i for i in items if _runs_in_this_pass(i)]
+    deselected = [i for i in items if not _runs_in_this_pass(i)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = keep

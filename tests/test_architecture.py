@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.mode_independent
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 DOMAINS = {"parley.auth", "parley.chats", "parley.jobs", "parley.billing"}
 # Packages that serve the domains and must not know them.

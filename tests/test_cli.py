@@ -21,6 +21,8 @@ from parley.db.engine import Database
 from tests.fixtures.servers import free_port
 from tests.fixtures.users import db_user
 
+pytestmark = pytest.mark.mode_independent
+
 PARLEY = Path(sys.executable).parent / "parley"
 
 

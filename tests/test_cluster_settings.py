@@ -9,6 +9,8 @@ import pytest
 from parley.settings import Settings, UnsafeSettingsError
 from tests.fixtures.commands import run_parley
 
+pytestmark = pytest.mark.mode_independent
+
 CLUSTER_NODE = "redis://10.0.0.5:7000"
 
 

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from parley.auth import passwords
 from parley.settings import DEFAULT_DATABASE_URL, Settings, UnsafeSettingsError
 
+pytestmark = pytest.mark.mode_independent
+
 LONG_SECRET = "s" * 32
 
 

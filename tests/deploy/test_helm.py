@@ -24,6 +24,8 @@ from deploy.helm.check_chart import ChartError, lint, render, validate
 
 from parley.worker.process import node_name
 
+pytestmark = pytest.mark.mode_independent
+
 REPO = Path(__file__).resolve().parents[2]
 PRODUCTION = check_chart.CHART / "values-production.yaml"
 

@@ -9,6 +9,8 @@ from parley.parser import is_web_url
 from parley.worker import JobLimits
 from tests.fixtures.apps import make_settings
 
+pytestmark = pytest.mark.mode_independent
+
 
 @pytest.mark.parametrize(
     ("text", "urls"),

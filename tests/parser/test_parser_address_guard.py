@@ -8,6 +8,8 @@ import pytest
 
 from parley.parser import BlockedAddressError, FetchConnectError, is_public_address, resolve_checked
 
+pytestmark = pytest.mark.mode_independent
+
 NOT_PUBLIC = [
     "0.0.0.0",
     "0.1.2.3",

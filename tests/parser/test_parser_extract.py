@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 from urllib.parse import urljoin
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,8 @@ from parley.parser.extract import (
     _collapse,
     _visible_text,
 )
+
+pytestmark = pytest.mark.mode_independent
 
 URL = "https://news.example.com/2024/05/article.html"
 

@@ -27,6 +27,8 @@ from parley.parser import (
 from parley.parser import fetch as fetch_module
 from parley.parser.fetch import fetch_page_with_resolver
 
+pytestmark = pytest.mark.mode_independent
+
 
 async def test_fetches_a_page(page_server: PageServer) -> None:
     url = page_server.url("/page.html")
