@@ -67,8 +67,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The suite always runs both passes, so a test runs only where it means something:
     one marked services_only in the services pass, one marked mode_independent in the
     embedded pass. The others are deselected (not skipped)."""
-    keep = [i for i in items if _runs_in_this_pass(i)]
-    deselected = [i for i in items if not _runs_in_this_pass(i)]
+    keep: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        (keep if _runs_in_this_pass(item) else deselected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = keep
