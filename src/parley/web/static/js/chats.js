@@ -79,7 +79,8 @@ function updateChatItem(item, fresh) {
     if (value === null) link.removeAttribute(name);
     else link.setAttribute(name, value);
   }
-  if (link.innerHTML !== freshLink.innerHTML) link.replaceChildren(...freshLink.childNodes);
+  // The attributes match now: what still differs is the children.
+  if (!link.isEqualNode(freshLink)) link.replaceChildren(...freshLink.childNodes);
 }
 
 function chatItem(chat) {
