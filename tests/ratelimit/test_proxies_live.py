@@ -13,10 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.servers import ServerProcess, start_server
+from tests.fixtures.servers import ServerProcess, server_env, start_server
 from tests.fixtures.users import PASSWORD
 from tests.ratelimit.conftest import assert_limited
-from tests.realtime.conftest import server_env
 
 LIMIT = 3
 LIMITS = {

@@ -13,25 +13,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import MODE
-from tests.fixtures.servers import ServerProcess, start_server
-from tests.fixtures.servers import server_env as base_server_env
+from tests.fixtures.servers import ServerProcess, server_env, start_server
 from tests.fixtures.users import register_on
 
 RECEIVE_TIMEOUT = 10.0
-LOG_MAX_EVENTS = 60
-
-
-def server_env(database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
-    """A test server's environment, with an event log short enough for tests to outrun."""
-    return base_server_env(
-        database_url,
-        redis_url,
-        **{
-            "PARLEY_EVENT_LOG_MAX_EVENTS": str(LOG_MAX_EVENTS),
-            "PARLEY_EVENT_LOG_MAX_AGE_SECONDS": "0",
-            **extra,
-        },
-    )
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from parley.realtime.codec import parse_event_id
-from tests.fixtures.servers import ServerProcess, start_server
-from tests.realtime.conftest import Api, make_user, server_env
+from tests.fixtures.servers import ServerProcess, server_env, start_server
+from tests.realtime.conftest import Api, make_user
 
 RETRY_PAUSE = 0.1
 

@@ -17,9 +17,9 @@ import pytest
 
 from tests.conftest import REDIS_URL, migrated_database, truncate_all
 from tests.fixtures.parley_cluster import cluster_env, master_of_user
-from tests.fixtures.servers import ServerProcess, start_server
+from tests.fixtures.servers import ServerProcess, server_env, start_server
 from tests.fixtures.services import RedisCluster
-from tests.realtime.conftest import Api, make_user, server_env
+from tests.realtime.conftest import Api, make_user
 from tests.realtime.test_delivery import (  # noqa: F401 - collected again, on the cluster
     test_bearer_header_authenticates,
     test_chat_and_member_events,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.fixtures.apps import LOG_MAX_EVENTS
 from tests.fixtures.servers import ServerProcess
-from tests.realtime.conftest import LOG_MAX_EVENTS, make_user
+from tests.realtime.conftest import make_user
 
 
 async def test_reconnect_with_last_event_id_replays_what_was_missed(

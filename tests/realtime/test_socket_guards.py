@@ -10,9 +10,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.fixtures.servers import ServerProcess, start_server
+from tests.fixtures.servers import ServerProcess, server_env, start_server
 from tests.fixtures.users import PASSWORD
-from tests.realtime.conftest import make_user, server_env
+from tests.realtime.conftest import make_user
 
 
 async def _session_cookie(server: ServerProcess, username: str) -> str:
