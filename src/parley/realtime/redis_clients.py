@@ -77,7 +77,6 @@ async def subscribe_cluster(cluster: RedisCluster, channels: Sequence[str]) -> S
     """
     await cluster.nodes_manager.initialize()
     pubsub = cluster.pubsub()
-    _leave_failover_to_the_reader(cluster, pubsub)
     try:
         await pubsub.ssubscribe(*channels)
         by_node: dict[str, list[str]] = defaultdict(list)
@@ -104,24 +103,6 @@ async def subscribe_cluster(cluster: RedisCluster, channels: Sequence[str]) -> S
         await asyncio.shield(_close(pubsub))
         raise
     return Subscription(feeds, partial(_close, pubsub))
-
-
-def _leave_failover_to_the_reader(cluster: RedisCluster, pubsub: ClusterPubSub) -> None:
-    """Stop redis-py (8.1 and later) moving this pubsub's channels by itself.
-
-    After a slots refresh the library re-subscribes a cluster pubsub's channels in a
-    background task. Our reader already owns that: after any error it drops the whole
-    subscription and subscribes afresh (`subscribe_cluster`). Two owners race on the same
-    connections, and the library's task then fails on one the reader has closed, logging a
-    traceback. Older versions have no such listener: nothing to do.
-    """
-    listener = getattr(pubsub, "_slots_cache_listener", None)
-    dispatcher = getattr(cluster.nodes_manager, "_event_dispatcher", None)
-    if listener is None or dispatcher is None:
-        return
-    from redis.event import AsyncAfterSlotsCacheRefreshEvent
-
-    dispatcher.unregister_listeners({AsyncAfterSlotsCacheRefreshEvent: [listener]})
 
 
 async def _close(pubsub: Any) -> None:
