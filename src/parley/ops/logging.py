@@ -97,6 +97,26 @@ def _redacting(renderer: structlog.types.Processor) -> structlog.types.Processor
     return render
 
 
+class _RecoveredLibraryFailures(logging.Filter):
+    """Keep a library's failure that Parley recovers from as one warning line, not a stack.
+
+    redis-py (8.1 and later) moves a cluster pubsub's channels to their new master in a
+    background task after a slots refresh. During a failover that task can fail on a
+    connection the failover broke, and redis-py logs it as an error with a traceback. The
+    broken connection fails the bus's reader too, which subscribes afresh and refills its
+    sockets from the log, so nothing is lost. The line stays, as a warning with the error
+    named, and a traceback in the logs still means a bug of ours.
+    """
+
+    MESSAGES = ("shard subscription reconciliation failed",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith(self.MESSAGES):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_logging(settings: Settings) -> None:
     """Route stdlib and structlog records through one renderer on stdout."""
     use_json = settings.log_format == "json" or (
@@ -137,6 +157,7 @@ def configure_logging(settings: Settings) -> None:
     # uvicorn's own access log is replaced by ours (one line per request, with a request id).
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
+    logging.getLogger("redis.asyncio.cluster").addFilter(_RecoveredLibraryFailures())
     for name in ("uvicorn", "uvicorn.error", "celery"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
