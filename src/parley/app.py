@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from parley.apidocs import install_docs
-from parley.asgi import install_edge_middleware, new_app
+from parley.asgi import install_edge_middleware, install_socket_lane, new_app
 from parley.auth import passwords
 from parley.auth.router import router as auth_router
 from parley.billing.hooks_router import router as billing_hooks_router
@@ -29,6 +29,7 @@ from parley.outbox.runtime import Outbox
 from parley.ratelimit import open_limiter
 from parley.realtime.factory import create_bus
 from parley.realtime.hub import Hub
+from parley.realtime.router import SOCKET_PATH, websocket_events
 from parley.realtime.router import router as realtime_router
 from parley.realtime.shutdown import close_sockets_on_signal
 from parley.resources import Resources
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     install_edge_middleware(app, settings)
+    install_socket_lane(app, API_PREFIX + SOCKET_PATH, websocket_events, settings)
     # Last: its catch-all GET route must not shadow another. Stripe.js only with billing on.
     install_web_page(app, csp_sources=stripe_csp_sources(settings))
     return app

@@ -107,3 +107,18 @@ async def test_cookie_sockets_from_an_origin_in_parley_cors_origins(
         assert spoofed in (403, 4403)
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_a_binary_frame_is_answered_with_an_error_and_the_socket_stays(
+    server_a: ServerProcess,
+) -> None:
+    alice = await make_user(server_a, "alice")
+    async with connect(f"{server_a.ws}?token={alice.token}") as ws:
+        assert '"type":"ready"' in await asyncio.wait_for(ws.recv(), 10)
+        await ws.send(b'{"type":"ping"}')
+        error = await asyncio.wait_for(ws.recv(), 10)
+        assert '"type":"error"' in error
+        assert "text frame" in error
+        await ws.send('{"type":"ping"}')
+        assert await asyncio.wait_for(ws.recv(), 10) == '{"type":"pong"}'
+    assert "Traceback" not in server_a.log()

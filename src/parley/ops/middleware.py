@@ -18,6 +18,20 @@ _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 log = structlog.get_logger("parley.access")
 
 
+def bind_request_id(incoming: bytes) -> str:
+    """Bind the request's id to the log lines that follow: the client's `X-Request-ID` when
+    it is a sane one, else a new one. Returns it."""
+    request_id = incoming.decode() if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id
+
+
+def request_id_header(scope: Scope) -> bytes:
+    """The request's `X-Request-ID` header (the last one), or b""."""
+    headers: dict[bytes, bytes] = dict(scope["headers"])
+    return headers.get(REQUEST_ID_HEADER, b"")
+
+
 class BodyTooLarge(Exception):
     """The request body passed the configured limit while it was being read."""
 
@@ -34,9 +48,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        incoming = headers.get(REQUEST_ID_HEADER, b"")
-        request_id = incoming.decode() if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = bind_request_id(headers.get(REQUEST_ID_HEADER, b""))
         try:
             if scope["type"] == "websocket":
                 await self.app(scope, receive, send)

@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
+from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketState
 
 from parley.auth.deps import user_from_connection
@@ -20,6 +21,7 @@ from parley.realtime.origins import origin_allowed
 from parley.resources import Resources
 
 router = APIRouter(tags=["realtime"])
+SOCKET_PATH = "/ws"
 log = structlog.get_logger("parley.ws")
 
 UNAUTHORIZED_CLOSE_CODE = 4401
@@ -31,8 +33,8 @@ MAX_CLIENT_FRAME_BYTES = 64 * 1024
 TYPING_MIN_INTERVAL = 1.0
 
 
-def _bearer(websocket: WebSocket) -> str | None:
-    token = websocket.query_params.get("token")
+def _bearer(websocket: WebSocket, params: QueryParams) -> str | None:
+    token = params.get("token")
     if token:
         return token
     header = websocket.headers.get("authorization", "")
@@ -43,28 +45,13 @@ def _bearer(websocket: WebSocket) -> str | None:
 async def websocket_events(websocket: WebSocket) -> None:
     """Live events for the authenticated user; see the contract's WebSocket section."""
     resources: Resources = websocket.app.state.resources
+    admitted = await _admit(websocket, resources)
+    if admitted is None:
+        return
+    user_id, last_event_id = admitted
     hub = resources.hub
-    token = _bearer(websocket)
-    if token is None and not origin_allowed(websocket, resources.settings.cors_origin_list):
-        # A cookie travels with any page's request: only our own pages may use it here.
-        await websocket.close(code=FORBIDDEN_ORIGIN_CLOSE_CODE)
-        return
     try:
-        async with resources.db.session() as session:
-            # Keep the id only: the socket's frame lives as long as it, the ORM object need not.
-            user_id = (
-                await user_from_connection(websocket, session, token=token, check_csrf=False)
-            ).id
-    except DomainError:
-        await websocket.accept()
-        await websocket.close(code=UNAUTHORIZED_CLOSE_CODE, reason="not authenticated")
-        return
-    except Exception as exc:  # the database is unreachable: the client tries again later
-        await _refuse_for_now(websocket, "database", exc)
-        return
-    await websocket.accept()
-    try:
-        conn = await hub.connect(websocket, user_id, websocket.query_params.get("lastEventId"))
+        conn = await hub.connect(websocket, user_id, last_event_id)
     except Exception as exc:  # the bus cannot serve sockets now
         await _refuse_for_now(websocket, "pubsub", exc, accepted=True)
         return
@@ -76,10 +63,50 @@ async def websocket_events(websocket: WebSocket) -> None:
             await hub.disconnect(websocket, conn)
 
 
+async def _admit(websocket: WebSocket, resources: Resources) -> tuple[int, str | None] | None:
+    """Check the origin, authenticate, accept: the user's id and the `lastEventId` asked
+    for, or None when the socket was refused (and closed).
+
+    The endpoint's frame lives as long as the socket, this one's does not: the database
+    session, the ORM user and the parsed query are gone once it returns, and so are the
+    handshake's headers (`_forget_headers`).
+    """
+    params = QueryParams(websocket.scope["query_string"])  # not cached on the socket
+    token = _bearer(websocket, params)
+    if token is None and not origin_allowed(websocket, resources.settings.cors_origin_list):
+        # A cookie travels with any page's request: only our own pages may use it here.
+        await websocket.close(code=FORBIDDEN_ORIGIN_CLOSE_CODE)
+        return None
+    try:
+        async with resources.db.session() as session:
+            user = await user_from_connection(websocket, session, token=token, check_csrf=False)
+            user_id = user.id
+    except DomainError:
+        await websocket.accept()
+        await websocket.close(code=UNAUTHORIZED_CLOSE_CODE, reason="not authenticated")
+        return None
+    except Exception as exc:  # the database is unreachable: the client tries again later
+        await _refuse_for_now(websocket, "database", exc)
+        return None
+    await websocket.accept()
+    _forget_headers(websocket)
+    return user_id, params.get("lastEventId")
+
+
+def _forget_headers(websocket: WebSocket) -> None:
+    """Drop the handshake's headers from the socket's scope: nothing reads them once the
+    socket is accepted, and every frame under the socket's ASGI call holds the scope
+    (~0.9 KiB per open socket)."""
+    headers = websocket.scope.get("headers")
+    if isinstance(headers, list):
+        headers.clear()  # in place: Starlette's cached `Headers` holds the same list
+
+
 # A plain Starlette route, not FastAPI's: the endpoint takes no dependencies, and FastAPI's
 # route keeps two exit stacks and its dependency state alive for as long as each socket is
-# open (docs/performance.md, memory per idle socket).
-router.add_websocket_route("/ws", websocket_events)
+# open (docs/performance.md, memory per idle socket). `create_app` serves the path by a
+# socket lane in front of its routes; this route serves a mount that bypasses that.
+router.add_websocket_route(SOCKET_PATH, websocket_events)
 
 
 async def _refuse_for_now(
@@ -101,9 +128,15 @@ async def _receive_loop(websocket: WebSocket, conn: Connection, hub: Hub, user_i
     loop = asyncio.get_running_loop()
     while websocket.application_state == WebSocketState.CONNECTED:
         try:
-            raw = await websocket.receive_text()
-        except (WebSocketDisconnect, RuntimeError):
+            received = await websocket.receive()
+        except RuntimeError:  # the socket has closed
             return
+        if received["type"] == "websocket.disconnect":
+            return
+        raw = received.get("text")
+        if raw is None:  # a binary frame
+            conn.push_text(error_frame("expected a JSON object with a type, in a text frame"))
+            continue
         if len(raw) > MAX_CLIENT_FRAME_BYTES // 4 and len(raw.encode()) > MAX_CLIENT_FRAME_BYTES:
             with contextlib.suppress(Exception):
                 await websocket.close(code=TOO_BIG_CLOSE_CODE, reason="frame too big")
