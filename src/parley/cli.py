@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=args.graceful_timeout,
         ws_ping_interval=settings.ws_heartbeat_seconds,
         ws_ping_timeout=settings.ws_heartbeat_seconds,
+        ws="parley.realtime.ws_protocol:ParleyWebSocketProtocol",
         ws_per_message_deflate=settings.ws_compression,
         # A bigger client frame closes the socket with 1009 while it is being read.
         ws_max_size=MAX_CLIENT_FRAME_BYTES,

@@ -1,0 +1,173 @@
+"""`parley serve`'s WebSocket protocol: uvicorn's own (`websockets-sansio`), lighter per socket.
+
+An idle socket is mostly what the server keeps for it. uvicorn's protocol keeps an
+`asyncio.Queue` (four deques and an event) for the two or three messages a socket's ASGI
+app ever waits on at once, an `asyncio.Event` for "the transport may be written", and the
+handshake's request and response with their headers after the handshake is over (the
+`websockets` parser's generator, too, keeps the request as a local for as long as it runs):
+~7 KiB of an idle socket. This subclass keeps the same behaviour with a one-waiter inbox, a
+flag, and no handshake once it is done. See docs/performance.md, memory per idle socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.http11 import Request
+from websockets.protocol import Protocol
+
+
+class Inbox:
+    """The events for one socket's app, in order, for one reader at a time (its ASGI
+    `receive`): what `asyncio.Queue` does here, without its deques."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[ASGIReceiveEvent] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: ASGIReceiveEvent) -> None:
+        """Add an event; wake the reader."""
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        """True when no event is waiting."""
+        return not self._items
+
+    async def get(self) -> ASGIReceiveEvent:
+        """The next event, waiting for one."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+
+class Writable:
+    """Whether the transport takes writes (its buffer is below the high-water mark): what
+    `asyncio.Event` does here, with the waiters' list made only while paused."""
+
+    __slots__ = ("_paused", "_waiters")
+
+    def __init__(self) -> None:
+        self._paused = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        """True when writes may go on."""
+        return not self._paused
+
+    def set(self) -> None:
+        """Writes may go on: wake every writer that waited."""
+        self._paused = False
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        """Writes must wait."""
+        self._paused = True
+
+    async def wait(self) -> bool:
+        """Return once writes may go on."""
+        while self._paused:
+            waiter = asyncio.get_running_loop().create_future()
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(waiter)
+            await waiter
+        return True
+
+
+# One server's values of the attributes below, shared by all its sockets.
+_per_server: weakref.WeakKeyDictionary[ServerState, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+class PerServer:
+    """An attribute that uvicorn's protocol sets on each socket to what it is for every
+    socket of the server (its config, app, loop, logger, shared sets): kept once per server.
+    (Not `default_headers`: the server renews that list every second, for its `Date`.)
+    Setting one to another value than the server's raises: it would be a bug to share it.
+
+    The point is the size of the protocol's `__dict__`: CPython shares the keys of
+    instance dicts of up to 29 attributes (~0.3 KiB each), and uvicorn's protocol has 37,
+    which makes every socket's a dict of its own (~1.6 KiB).
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, protocol: Any, owner: type | None = None) -> Any:
+        if protocol is None:
+            return self
+        return protocol._server_values[self.name]
+
+    def __set__(self, protocol: Any, value: Any) -> None:
+        values: dict[str, Any] = protocol._server_values
+        known = values.setdefault(self.name, value)
+        if known is not value and known != value:
+            raise RuntimeError(f"uvicorn's WebSocket protocol sets {self.name} per socket")
+
+
+class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol with less kept per socket."""
+
+    config = PerServer()
+    app = PerServer()
+    loop = PerServer()
+    logger = PerServer()
+    root_path = PerServer()
+    asgi_version = PerServer()
+    app_state = PerServer()
+    connections = PerServer()
+    tasks = PerServer()
+    close_timeout = PerServer()
+    ping_interval = PerServer()
+    ping_timeout = PerServer()
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        values = _per_server.get(server_state)
+        if values is None:
+            values = _per_server[server_state] = {}
+        self._server_values = values
+        super().__init__(config, server_state, app_state, _loop)
+        self.queue = Inbox()  # type: ignore[assignment]
+        self.writable = Writable()  # type: ignore[assignment]
+
+    def handle_connect(self, event: Request) -> None:
+        """uvicorn's, after restarting the frame parser without the request in its frame."""
+        conn = self.conn
+        # The request is parsed and the parser waits for the first frame. A client sends
+        # none before the server's answer (RFC 6455, 4.1), so the parser has read nothing
+        # of one yet and a fresh frame parser takes over where it is; if a client sent
+        # frames early, the parser keeps its own state (and the request).
+        if not conn.reader.buffer and not conn.reader.eof:
+            conn.parser = Protocol.parse(conn)
+            next(conn.parser)
+        super().handle_connect(event)
+
+    async def send(self, message: ASGISendEvent) -> None:
+        """uvicorn's `send`; once the handshake's answer is written, forget the handshake."""
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # Only `send` reads them, for the answer to the handshake.
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
