@@ -49,10 +49,25 @@ class Connection:
     nothing out of order.
     """
 
+    # One per open socket, most of them idle: slots, and nothing made before it is needed.
+    __slots__ = (
+        "_backlog",
+        "_closer",
+        "_held",
+        "_holding",
+        "_queue_size",
+        "_refilling",
+        "_socket",
+        "_stopped",
+        "_waiting_write",
+        "last_id",
+        "user_id",
+    )
+
     def __init__(self, user_id: int, socket: Socket, *, queue_size: int) -> None:
         self.user_id = user_id
         self.last_id: tuple[int, int] | None = None
-        self.refilling = asyncio.Lock()
+        self._refilling: asyncio.Lock | None = None
         self._socket = socket
         self._queue_size = queue_size
         # Made when first needed: an empty deque costs ~0.7 KiB, and most sockets never wait.
@@ -62,6 +77,13 @@ class Connection:
         self._stopped = False
         self._holding = True
         self._held: list[Frame] = []
+
+    @property
+    def refilling(self) -> asyncio.Lock:
+        """Held while the socket is refilled from the log, so that two refills never mix."""
+        if self._refilling is None:
+            self._refilling = asyncio.Lock()
+        return self._refilling
 
     @property
     def position(self) -> str | None:
