@@ -14,7 +14,7 @@ same machine), every socket records when each message reaches it. The script pri
 deliveries/s, send-to-deliver latency p50/p99/max, lost and duplicated deliveries, the
 server's memory per idle socket (RSS before the sockets open and after all of them answered
 a ping, divided by their number) and CPU use, then checks the targets: zero lost, zero
-duplicated, p99 under 100 ms, under 64 KiB per idle socket. A timeline gives, per 5 s of the
+duplicated, p99 under 100 ms, at most 16 KiB per idle socket. A timeline gives, per 5 s of the
 schedule, the p99 and max latency of the messages sent then next to the server's share of a
 core, the rest of the machine's CPU and the CPU pressure (/proc/pressure/cpu: how often some
 task waited for a core), so that a stall of the server tells itself apart from a machine
@@ -116,7 +116,7 @@ SCRIPT = str(Path(__file__).resolve())
 DEFAULT_REDIS = REDIS_URL  # the benchmarks' database: BENCH_REDIS, default db 12
 USER_ID_BASE = 900_000_000
 TARGET_P99_MS = 100.0
-TARGET_KIB_PER_SOCKET = 64.0
+TARGET_KIB_PER_SOCKET = 16.0  # issue #10
 TARGET_US_PER_DELIVERY = 20.0
 TARGET_SATURATION_RATIO = 3.0
 OPEN_CONCURRENCY = 50
@@ -1115,8 +1115,8 @@ def summarize(parley: Measurement, naive: Measurement | None, check: GeneratorCh
         ("zero duplicated deliveries", parley.duplicates == 0, f"{parley.duplicates} dup."),
         (f"p99 < {TARGET_P99_MS:.0f} ms", parley.ms(99) < TARGET_P99_MS, f"{parley.ms(99):.1f}"),
         (
-            f"< {TARGET_KIB_PER_SOCKET:.0f} KiB per idle socket",
-            parley.kib_per_socket < TARGET_KIB_PER_SOCKET,
+            f"<= {TARGET_KIB_PER_SOCKET:.0f} KiB per idle socket",
+            parley.kib_per_socket <= TARGET_KIB_PER_SOCKET,
             f"{parley.kib_per_socket:.1f} KiB",
         ),
         ("every socket opened", parley.open_failed == 0, f"{parley.open_failed} failed"),
