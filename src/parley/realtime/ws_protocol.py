@@ -155,10 +155,11 @@ class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Request) -> None:
         """uvicorn's, after restarting the frame parser without the request in its frame."""
         conn = self.conn
-        # The request is parsed and the parser waits for the first frame. A client sends
-        # none before the server's answer (RFC 6455, 4.1), so the parser has read nothing
-        # of one yet and a fresh frame parser takes over where it is; if a client sent
-        # frames early, the parser keeps its own state (and the request).
+        # The request is parsed and the parser waits for the first frame. uvicorn's HTTP
+        # protocol hands over the handshake alone (a client sends no frame before the
+        # server's answer, RFC 6455 4.1, and uvicorn drops any that one sent early), so the
+        # parser has read nothing of a frame and a fresh one takes over where it is. Were
+        # bytes of a frame already read, the parser would keep its state (and the request).
         if not conn.reader.buffer and not conn.reader.eof:
             conn.parser = Protocol.parse(conn)
             next(conn.parser)
