@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -60,15 +61,24 @@ class Connection:
         "_socket",
         "_stopped",
         "_waiting_write",
+        "_write_text",
         "last_id",
         "user_id",
     )
 
-    def __init__(self, user_id: int, socket: Socket, *, queue_size: int) -> None:
+    def __init__(
+        self,
+        user_id: int,
+        socket: Socket,
+        *,
+        queue_size: int,
+        write_text: Callable[[str], bool] | None = None,
+    ) -> None:
         self.user_id = user_id
         self.last_id: tuple[int, int] | None = None
         self._refilling: asyncio.Lock | None = None
         self._socket = socket
+        self._write_text = write_text
         self._queue_size = queue_size
         # Made when first needed: an empty deque costs ~0.7 KiB, and most sockets never wait.
         self._backlog: deque[str] | None = None
@@ -161,6 +171,10 @@ class Connection:
 
     def _start(self, text: str) -> bool:
         try:
+            # Straight to the transport when the server offers it and the socket takes
+            # it now (`ws_protocol.ParleyWebSocketProtocol.write_text`); else through ASGI.
+            if self._write_text is not None and self._write_text(text):
+                return True
             task = start_now(self._socket.send_text(text))
         except Exception as exc:  # raised here, it must not reach the bus's delivery loop
             self._write_failed(exc)

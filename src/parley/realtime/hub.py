@@ -13,6 +13,7 @@ from parley.ops.metrics import WS_OPEN
 from parley.realtime.bus import Bus, ReplayUnavailable
 from parley.realtime.codec import RESYNC_FRAME, ready_frame
 from parley.realtime.connection import Connection
+from parley.realtime.ws_protocol import direct_writer
 
 log = structlog.get_logger("parley.hub")
 
@@ -53,7 +54,12 @@ class Hub:
         Raises when the bus cannot serve it now (the caller closes the socket).
         """
         await self.bus.check()
-        conn = Connection(user_id, websocket, queue_size=self.queue_size)
+        conn = Connection(
+            user_id,
+            websocket,
+            queue_size=self.queue_size,
+            write_text=direct_writer(websocket.scope),
+        )
         self.bus.listen(user_id, conn.offer)
         try:
             await self._start_at(conn, last_event_id, refill=False)

@@ -12,14 +12,39 @@ flag, and no handshake once it is done. See docs/performance.md, memory per idle
 from __future__ import annotations
 
 import asyncio
+import struct
 import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.http11 import Request
-from websockets.protocol import Protocol
+from websockets.protocol import Protocol, State
+
+# The scope extension by which the protocol offers an app its direct text writes.
+WRITE_TEXT_EXTENSION = "parley.websocket.write_text"
+
+TextWriter = Callable[[str], bool]
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented text frame carrying `payload` (server to client, RFC 6455
+    5.2), its length in the shortest form."""
+    size = len(payload)
+    if size < 126:
+        return struct.pack("!BB", 0x81, size) + payload
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+def direct_writer(scope: Mapping[str, Any]) -> TextWriter | None:
+    """The socket's direct text writer, when the server offers one (`parley serve` does)."""
+    extensions = scope.get("extensions") or {}
+    writer: TextWriter | None = extensions.get(WRITE_TEXT_EXTENSION)
+    return writer
 
 
 class Inbox:
@@ -164,6 +189,33 @@ class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
             conn.parser = Protocol.parse(conn)
             next(conn.parser)
         super().handle_connect(event)
+        if not self.close_sent:  # the request was a WebSocket handshake: uvicorn made a scope
+            extensions: dict[str, Any] = self.scope["extensions"]
+            extensions[WRITE_TEXT_EXTENSION] = self.write_text
+
+    def write_text(self, text: str) -> bool:
+        """Write one text frame to the transport at once, past ASGI's `send`: what a
+        `websocket.send` of `text` writes, without its coroutine, message dict, frame
+        object and buffer list. For the fan-out, where those cost more than the write.
+
+        Writes nothing and returns False unless the socket is open for it: accepted, not
+        closing, the transport taking writes (not paused by a client that stopped reading)
+        and no extension negotiated (a compressed frame is `websockets`' to make). The
+        caller then sends through ASGI, which waits where it must.
+        """
+        if (
+            self.close_sent
+            or self.disconnected
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or not self.writable.is_set()
+            or self.conn.state is not State.OPEN
+            or self.conn.extensions
+            or self.transport.is_closing()
+        ):
+            return False
+        self.transport.write(text_frame(text.encode()))
+        return True
 
     async def send(self, message: ASGISendEvent) -> None:
         """uvicorn's `send`; once the handshake's answer is written, forget the handshake."""
