@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # and runs again (a killed worker's jobs resume within about 5 beats, not after the
     # broker's visibility timeout).
     job_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    # A running job's progress is written (with its event) at most this often: a step that
+    # is over sooner is reported with the next one, or not at all if the job ends first.
+    job_progress_interval_seconds: float = Field(default=0.5, ge=0)
     page_cache_seconds: int = Field(default=3600, ge=0)
     broker_visibility_timeout_seconds: int = Field(default=300, ge=30)
 

@@ -40,6 +40,7 @@ JOB_OVERRIDES: dict[str, Any] = {
     "job_time_limit_seconds": 20,
     "broker_visibility_timeout_seconds": 30,
     "worker_concurrency": 4,
+    "job_progress_interval_seconds": 0,  # every step is written: the tests watch each one
 }
 
 

@@ -25,6 +25,7 @@ from parley.db.base import utcnow
 from parley.jobs.events import emit_job
 from parley.jobs.models import FINISHED_STATUSES, Job
 from parley.jobs.pages import fetch_and_parse, recent_page, recent_page_id, store_page
+from parley.jobs.progress import ProgressReporter
 from parley.ops.metrics import JOB_OUTCOMES
 from parley.outbox import enqueue
 from parley.parser import FetchError
@@ -209,10 +210,16 @@ async def _not_claimed(
 
 
 async def _attempt(ctx: JobContext, job: Job) -> Outcome:
+    reporter = ProgressReporter(
+        lambda progress: _progress(ctx, job, progress),
+        interval=ctx.limits.progress_interval,
+        reported=job.progress,
+    )
+
     async def on_step(step: str) -> None:
         progress = PROGRESS.get(step)
-        if progress is not None and progress > job.progress:
-            await _progress(ctx, job, progress)
+        if progress is not None:
+            await reporter.advance(progress)
 
     heartbeat = asyncio.create_task(_beat(ctx, job))
     try:
@@ -235,6 +242,7 @@ async def _attempt(ctx: JobContext, job: Job) -> Outcome:
         return await _failed_attempt(ctx, job, error, transient=True)
     finally:
         heartbeat.cancel()
+        await reporter.close()
     return DONE
 
 
@@ -250,10 +258,8 @@ async def _beat(ctx: JobContext, job: Job) -> None:
 
 async def _progress(ctx: JobContext, job: Job, progress: int) -> None:
     async with ctx.db.session() as session:
-        updated = _changed(session, await _fenced(session, job.id, job.attempts, progress=progress))
+        _changed(session, await _fenced(session, job.id, job.attempts, progress=progress))
         await session.commit()
-    if updated is not None:
-        job.progress = progress
 
 
 async def _failed_attempt(ctx: JobContext, job: Job, error: str, *, transient: bool) -> Outcome:

@@ -34,6 +34,8 @@ class JobLimits:
     """A running attempt renews its job's heartbeat this often."""
     abandoned_after: float
     """A running job whose heartbeat is older than this lost its worker: it runs again."""
+    progress_interval: float
+    """A running job's progress is written at most this often (see parley.jobs.progress)."""
     preview_stale_after: float
     """A preview `pending` for longer than this is failed by the sweeper."""
     page_cache: float
@@ -58,6 +60,7 @@ class JobLimits:
             eta_hold=min(MAX_ETA_HOLD_SECONDS, visibility / 2),
             heartbeat=settings.job_heartbeat_seconds,
             abandoned_after=4 * settings.job_heartbeat_seconds,
+            progress_interval=settings.job_progress_interval_seconds,
             preview_stale_after=settings.job_max_attempts * (hard + backoff_max) + visibility + 60,
             page_cache=float(settings.page_cache_seconds),
         )
