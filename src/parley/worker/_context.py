@@ -108,7 +108,7 @@ class ProcessLoopRunner(TaskRunner):
         with self._lock:
             if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
                 # Nothing of a parent's loop survives a fork: start afresh in this process.
-                loop = asyncio.new_event_loop()
+                loop = new_event_loop()
                 thread = threading.Thread(
                     target=loop.run_forever, name="parley-jobs-loop", daemon=True
                 )
@@ -144,6 +144,16 @@ class ProcessLoopRunner(TaskRunner):
         asyncio.run_coroutine_threadsafe(_close(context, outbox, bus), loop).result(timeout=15)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (as with uvicorn's standard extras, on
+    Linux and macOS), asyncio's otherwise: the server runs on uvloop too."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 async def _close(context: JobContext, outbox: Outbox | None, bus: Bus | None) -> None:
