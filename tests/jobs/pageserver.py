@@ -31,6 +31,7 @@ class PageServer:
     """Routes (each path segment after the first is a free-form key):
 
     - `/page/<name>`: an HTML page
+    - `/long/<n>/<name>`: the same page with `n` paragraphs of filler text
     - `/status/<code>/<key>`: that HTTP status
     - `/flaky/<n>/<key>`: 503 for the first `n` requests, then a page
     - `/file/<key>`: a PDF, not HTML
@@ -98,6 +99,8 @@ def _handler(server: PageServer) -> type[BaseHTTPRequestHandler]:
             kind, args = parts[0], parts[1:]
             if kind == "page":
                 self._send(200, page_html(args[0]))
+            elif kind == "long":
+                self._send(200, page_html(args[1], filler=int(args[0])))
             elif kind == "status":
                 self._send(int(args[0]), b"<html><body>status</body></html>")
             elif kind == "flaky":

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tests.fixtures.users import Account
 from tests.jobs.conftest import listening, post_job, wait_job
@@ -68,6 +69,33 @@ async def test_a_parse_job_stores_the_page_and_reports_each_step(
         {"href": "https://example.org/x", "text": "Elsewhere"},
     ]
     assert ts(body["fetchedAt"]).tzinfo is not None
+
+
+@pytest.mark.services_only
+async def test_a_stored_page_s_text_is_compressed_with_lz4(
+    app: Any, client: httpx.AsyncClient, alice: Account, pages: PageServer
+) -> None:
+    """pglz took ~2.8 ms of PostgreSQL's CPU per stored page, lz4 ~0.6 (migration 0006)."""
+    url = pages.url("/long/200/compressed")
+    done = await wait_job(client, alice, (await post_job(client, alice, url))["id"])
+    assert done["status"] == "succeeded"
+    async with app.state.resources.db.session() as session:
+        methods = dict(
+            (
+                await session.execute(
+                    text(
+                        "SELECT attname, attcompression::text FROM pg_attribute"
+                        " WHERE attrelid = 'pages'::regclass AND attname IN ('text', 'links')"
+                    )
+                )
+            ).all()
+        )
+        stored = await session.scalar(
+            text("SELECT pg_column_compression(text) FROM pages WHERE id = :id"),
+            {"id": done["pageId"]},
+        )
+    assert methods == {"text": "l", "links": "l"}
+    assert stored == "lz4"
 
 
 async def test_a_recent_page_is_reused_instead_of_fetched_again(
