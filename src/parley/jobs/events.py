@@ -10,6 +10,8 @@ from parley.jobs.models import Job
 from parley.jobs.schemas import JobOut
 from parley.outbox import emit
 
+JOB_UPDATED = "job.updated"
+
 
 def job_json(job: Job) -> dict[str, Any]:
     """The Job JSON exactly as `GET /jobs/{id}` answers it."""
@@ -18,4 +20,4 @@ def job_json(job: Job) -> dict[str, Any]:
 
 def emit_job(session: AsyncSession, job: Job) -> None:
     """Tell the owner's sockets that `job` changed, when the session's transaction commits."""
-    emit(session, [job.user_id], "job.updated", job_json(job))
+    emit(session, [job.user_id], JOB_UPDATED, job_json(job))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -69,10 +69,10 @@ async def fetch_and_parse(url: str, settings: Settings, on_step: StepHook) -> Pa
     return ParsedPage(fetched, extracted)
 
 
-async def store_page(session: AsyncSession, parsed: ParsedPage) -> int:
-    """Insert or refresh the page of the requested URL (not committed); returns its id."""
+def page_values(parsed: ParsedPage, fetched_at: datetime) -> dict[str, Any]:
+    """The columns of the stored page of `parsed` (all but its id), by name."""
     fetched, extracted = parsed.fetched, parsed.extracted
-    values: dict[str, Any] = {
+    return {
         "url": fetched.url,
         "final_url": fetched.final_url,
         "status_code": fetched.status_code,
@@ -85,8 +85,13 @@ async def store_page(session: AsyncSession, parsed: ParsedPage) -> int:
         "text": extracted.text,
         # Not dataclasses.asdict: it deep-copies each of the page's hundreds of links.
         "links": [{"href": link.href, "text": link.text} for link in extracted.links],
-        "fetched_at": utcnow(),
+        "fetched_at": fetched_at,
     }
+
+
+async def store_page(session: AsyncSession, parsed: ParsedPage) -> int:
+    """Insert or refresh the page of the requested URL (not committed); returns its id."""
+    values = page_values(parsed, utcnow())
     changed = [k for k in values if k != "url"]
     if session.get_bind().dialect.name == "postgresql":
         pg = postgresql.insert(Page).values(values)

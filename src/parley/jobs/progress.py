@@ -21,6 +21,9 @@ log = structlog.get_logger("parley.jobs")
 
 ProgressWrite = Callable[[int], Awaitable[None]]
 
+# A parse job's progress at each of its steps, as its owner sees it.
+PROGRESS = {"queued": 0, "fetching": 10, "parsing": 60, "storing": 90, "done": 100}
+
 
 class ProgressReporter:
     """Writes a running job's progress through `write`, at most once per `interval` seconds.

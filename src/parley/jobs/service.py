@@ -22,10 +22,17 @@ from parley.auth.models import User
 from parley.billing import Limit, check_limit
 from parley.common.errors import Conflict, NotFound
 from parley.db.base import utcnow
+from parley.jobs import statements
 from parley.jobs.events import emit_job
 from parley.jobs.models import FINISHED_STATUSES, Job
-from parley.jobs.pages import fetch_and_parse, recent_page, recent_page_id, store_page
-from parley.jobs.progress import ProgressReporter
+from parley.jobs.pages import (
+    ParsedPage,
+    fetch_and_parse,
+    recent_page,
+    recent_page_id,
+    store_page,
+)
+from parley.jobs.progress import PROGRESS, ProgressReporter
 from parley.ops.metrics import JOB_OUTCOMES
 from parley.outbox import enqueue
 from parley.parser import FetchError
@@ -36,7 +43,6 @@ log = structlog.get_logger("parley.jobs")
 JOB_NOT_FOUND = "job not found"
 PARSE_TASK = "parley.parse_page"
 PARSE_QUEUE = "parse"
-PROGRESS = {"queued": 0, "fetching": 10, "parsing": 60, "storing": 90, "done": 100}
 
 
 # -- the API side -------------------------------------------------------------------------
@@ -125,6 +131,17 @@ async def run_parse_job(ctx: JobContext, job_id: int, *, redelivered: bool = Fal
     Returns what the task should do next: nothing, or run again at the job's run time.
     """
     now = utcnow()
+    if statements.applies(ctx.db):  # the usual course in single statements, if it is one
+        taken = await statements.claim_queued(
+            ctx.db,
+            job_id,
+            now=now,
+            max_attempts=ctx.limits.max_attempts,
+            page_cache=ctx.limits.page_cache,
+        )
+        if taken is not None:
+            _count(taken.job)
+            return DONE if taken.reused_page else await _attempt(ctx, taken.job)
     async with ctx.db.session() as session:
         claimed = await _claim(session, ctx, job_id, now=now, redelivered=redelivered)
         if claimed is None:
@@ -226,15 +243,7 @@ async def _attempt(ctx: JobContext, job: Job) -> Outcome:
         async with asyncio.timeout(ctx.limits.work_timeout):
             parsed = await fetch_and_parse(job.url, ctx.settings, on_step)
             await on_step("storing")
-            async with ctx.db.session() as session:
-                page_id = await store_page(session, parsed)
-                _changed(
-                    session,
-                    await _finish(
-                        session, job.id, job.attempts, status="succeeded", page_id=page_id
-                    ),
-                )
-                await session.commit()
+            await _succeed(ctx, job, parsed)
     except FetchError as exc:
         return await _failed_attempt(ctx, job, exc.message, transient=exc.transient)
     except TimeoutError:
@@ -256,7 +265,25 @@ async def _beat(ctx: JobContext, job: Job) -> None:
                 await session.commit()
 
 
+async def _succeed(ctx: JobContext, job: Job, parsed: ParsedPage) -> None:
+    """Store the page and finish the attempt as succeeded (unless it lost its job)."""
+    if statements.applies(ctx.db):
+        if await statements.succeed(ctx.db, job, parsed):
+            _count(job)
+        return
+    async with ctx.db.session() as session:
+        page_id = await store_page(session, parsed)
+        _changed(
+            session,
+            await _finish(session, job.id, job.attempts, status="succeeded", page_id=page_id),
+        )
+        await session.commit()
+
+
 async def _progress(ctx: JobContext, job: Job, progress: int) -> None:
+    if statements.applies(ctx.db):
+        await statements.set_progress(ctx.db, job, progress)
+        return
     async with ctx.db.session() as session:
         _changed(session, await _fenced(session, job.id, job.attempts, progress=progress))
         await session.commit()
@@ -301,9 +328,14 @@ def _changed(session: AsyncSession, job: Job | None) -> Job | None:
     count it when it reached a final status."""
     if job is not None:
         emit_job(session, job)
-        if job.status in FINISHED_STATUSES:
-            JOB_OUTCOMES.labels(job.kind, job.status).inc()
+        _count(job)
     return job
+
+
+def _count(job: Job) -> None:
+    """Count a job that reached a final status."""
+    if job.status in FINISHED_STATUSES:
+        JOB_OUTCOMES.labels(job.kind, job.status).inc()
 
 
 async def _fenced(
