@@ -8,9 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, func, select, text
 
-from tests.fixtures.users import Account
+from parley.auth.models import User
+from parley.jobs.models import Job
+from tests.auth.conftest import assert_unauthenticated
+from tests.fixtures.users import Account, register
 from tests.jobs.conftest import listening, post_job, wait_job
 from tests.jobs.pageserver import PageServer
 
@@ -96,6 +99,22 @@ async def test_a_stored_page_s_text_is_compressed_with_lz4(
         )
     assert methods == {"text": "l", "links": "l"}
     assert stored == "lz4"
+
+
+async def test_a_token_that_outlived_its_user_queues_nothing(
+    app: Any, client: httpx.AsyncClient, pages: PageServer
+) -> None:
+    gone = await register(client, "gone")
+    async with app.state.resources.db.session() as session:
+        await session.execute(delete(User).where(User.id == gone.id))
+        await session.commit()
+    resp = await client.post(
+        "/api/v1/jobs/parse", json={"url": pages.url("/page/gone")}, headers=gone.headers
+    )
+    assert_unauthenticated(resp)
+    async with app.state.resources.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Job)) == 0
+    assert pages.count("/page/gone") == 0
 
 
 async def test_a_recent_page_is_reused_instead_of_fetched_again(

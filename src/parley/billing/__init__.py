@@ -9,7 +9,7 @@
   Stripe's current state and emits `billing.updated`.
 """
 
-from parley.billing.limits import check_limit
+from parley.billing.limits import check_limit, plan_limits_enforced
 from parley.billing.plans import Limit
 
-__all__ = ["Limit", "check_limit"]
+__all__ = ["Limit", "check_limit", "plan_limits_enforced"]

@@ -31,6 +31,11 @@ def enforce_plan_limits(db: Database) -> None:
     db.sessionmaker.configure(info={_ENFORCED: True})
 
 
+def plan_limits_enforced(db: Database) -> bool:
+    """True when the sessions of `db` check plan limits (see `enforce_plan_limits`)."""
+    return bool(db.sessionmaker.kw.get("info", {}).get(_ENFORCED))
+
+
 async def current_plan(session: AsyncSession, user_id: int) -> PlanName:
     """The plan `user_id` is on now (`free` without a billing account)."""
     status = await session.scalar(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
-from parley.auth.deps import CurrentUser
+from parley.auth.deps import CurrentUser, CurrentUserId
 from parley.common.ids import PathId
 from parley.common.pagination import Cursor, Limit, decode_cursor, split_page
 from parley.common.responses import ANY_ROUTE, SIGNED_IN, errors, links
 from parley.common.schemas import Page
-from parley.deps import SessionDep
+from parley.deps import DatabaseDep, SessionDep
 from parley.jobs import pages, service
 from parley.jobs.models import Job
 from parley.jobs.schemas import JobOut, PageOut, ParseJobIn
@@ -20,6 +20,7 @@ router = APIRouter(tags=["jobs"], responses=errors(*ANY_ROUTE, *SIGNED_IN))
 @router.post(
     "/jobs/parse",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
     responses=errors(
         402,
         ok={
@@ -29,10 +30,11 @@ router = APIRouter(tags=["jobs"], responses=errors(*ANY_ROUTE, *SIGNED_IN))
         },
     ),
 )
-async def create_parse_job(body: ParseJobIn, user: CurrentUser, session: SessionDep) -> JobOut:
+async def create_parse_job(body: ParseJobIn, user_id: CurrentUserId, db: DatabaseDep) -> Response:
     """Queue a job that fetches and parses `url`, now or at `runAt`."""
-    job = await service.create_parse_job(session, user_id=user.id, url=body.url, run_at=body.run_at)
-    return JobOut.model_validate(job)
+    created = await service.create_parse_job(db, user_id=user_id, url=body.url, run_at=body.run_at)
+    # Already the answer's JSON (encoded once with the event): no second validation.
+    return Response(created, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
 
 
 @router.get("/jobs")

@@ -19,11 +19,12 @@ from sqlalchemy import and_, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth.models import User
-from parley.billing import Limit, check_limit
-from parley.common.errors import Conflict, NotFound
+from parley.billing import Limit, check_limit, plan_limits_enforced
+from parley.common.errors import Conflict, NotFound, Unauthorized
 from parley.db.base import utcnow
+from parley.db.engine import Database
 from parley.jobs import statements
-from parley.jobs.events import emit_job
+from parley.jobs.events import emit_job, job_json
 from parley.jobs.models import FINISHED_STATUSES, Job
 from parley.jobs.pages import (
     ParsedPage,
@@ -36,11 +37,13 @@ from parley.jobs.progress import PROGRESS, ProgressReporter
 from parley.ops.metrics import JOB_OUTCOMES
 from parley.outbox import enqueue
 from parley.parser import FetchError
+from parley.realtime.codec import encode_json
 from parley.worker import DONE, JobContext, Outcome, RunLater
 
 log = structlog.get_logger("parley.jobs")
 
 JOB_NOT_FOUND = "job not found"
+GONE = "invalid or expired token"
 PARSE_TASK = "parley.parse_page"
 PARSE_QUEUE = "parse"
 
@@ -48,32 +51,42 @@ PARSE_QUEUE = "parse"
 # -- the API side -------------------------------------------------------------------------
 
 
-async def create_parse_job(
-    session: AsyncSession, *, user_id: int, url: str, run_at: datetime | None
-) -> Job:
-    """Record a parse job and enqueue it to run at `run_at` (now when absent or past).
+async def create_parse_job(db: Database, *, user_id: int, url: str, run_at: datetime | None) -> str:
+    """Record a parse job and enqueue it to run at `run_at` (now when absent or past);
+    returns the Job's JSON.
 
     The job, its event and its enqueue commit together: a broker that is down delays the
     job (the relay sends it once the broker is back), it never loses it. Over the plan's
-    parse jobs a day (the last 24 hours): PaymentRequired.
+    parse jobs a day (the last 24 hours): PaymentRequired. A user who is gone (a token that
+    outlived them): Unauthorized.
     """
     now = utcnow()
-    await check_limit(
-        session,
-        user_id,
-        Limit.PARSE_JOBS_PER_DAY,
-        lambda: _jobs_in_a_day(session, user_id, now),
-        serialize=(User.id, user_id),
-    )
     due = max(run_at or now, now).astimezone(UTC)
-    job = Job(user_id=user_id, kind="parse", url=url, run_at=due)
-    job.created_at = now
-    session.add(job)
-    await session.flush()
-    emit_job(session, job)
-    enqueue(session, PARSE_TASK, [job.id], run_at=job.run_at)
-    await session.commit()
-    return job
+    if statements.applies(db) and not plan_limits_enforced(db):  # one statement: no limit
+        created = await statements.create_queued(
+            db, user_id=user_id, url=url, run_at=due, now=now, task=PARSE_TASK
+        )
+        if created is None:
+            raise Unauthorized(GONE)
+        return created
+    async with db.session() as session:
+        if await session.get(User, user_id) is None:
+            raise Unauthorized(GONE)
+        await check_limit(
+            session,
+            user_id,
+            Limit.PARSE_JOBS_PER_DAY,
+            lambda: _jobs_in_a_day(session, user_id, now),
+            serialize=(User.id, user_id),
+        )
+        job = Job(user_id=user_id, kind="parse", url=url, run_at=due)
+        job.created_at = now
+        session.add(job)
+        await session.flush()
+        emit_job(session, job)
+        enqueue(session, PARSE_TASK, [job.id], run_at=job.run_at)
+        await session.commit()
+        return encode_json(job_json(job))
 
 
 async def _jobs_in_a_day(session: AsyncSession, user_id: int, now: datetime) -> int:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    exists,
     func,
     literal,
     null,
@@ -39,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
+from parley.auth.models import User
 from parley.db.base import UTCDateTime, utcnow
 from parley.db.driver import DriverQuery
 from parley.db.engine import Database
@@ -46,17 +48,25 @@ from parley.jobs.events import JOB_UPDATED, job_json
 from parley.jobs.models import Job, Page
 from parley.jobs.pages import ParsedPage, page_values
 from parley.jobs.progress import PROGRESS
-from parley.outbox import EVENT, OutboxRow, Pending, publish_committed
-from parley.realtime.codec import encode_body
+from parley.outbox import EVENT, JOB, OutboxRow, Pending, publish_committed
+from parley.realtime.codec import encode_body, encode_envelope, encode_json
 
 _jobs = cast(Table, Job.__table__)
+_users = cast(Table, User.__table__)
 _pages = cast(Table, Page.__table__)
 _outbox = cast(Table, OutboxRow.__table__)
 
-# Stands for the page id in a body encoded before the page's id is known.
-_PAGE_ID_HOLE = -1
+# Stands for an id (the job's, a page's) in JSON encoded before the id is known; the
+# statement fills it in. No other value of a job's JSON can hold `"key":-1`.
+_ID_HOLE = -1
+_ID_KEY = '"id":'
 _PAGE_ID_KEY = '"pageId":'
-_HOLE = f"{_PAGE_ID_KEY}{_PAGE_ID_HOLE}"
+
+
+def _split_at(encoded: str, key: str, hole: int) -> tuple[str, str]:
+    """`encoded` cut where the value `hole` of `key` stands: (up to the value, after it)."""
+    head, tail = encoded.split(f"{key}{hole}", 1)
+    return head + key, tail
 
 
 def applies(db: Database) -> bool:
@@ -71,6 +81,55 @@ class Claimed:
 
     job: Job
     reused_page: bool
+
+
+async def create_queued(
+    db: Database, *, user_id: int, url: str, run_at: datetime, now: datetime, task: str
+) -> str | None:
+    """Record a queued parse job for `user_id`, due at `run_at`, with its event and its
+    task: one round trip. Returns the job's JSON (as `GET /jobs/{id}` answers it), or None
+    when the user does not exist (a token that outlived its user)."""
+    job = Job(
+        id=_ID_HOLE,
+        user_id=user_id,
+        kind="parse",
+        url=url,
+        status="queued",
+        progress=PROGRESS["queued"],
+        attempts=0,
+        error=None,
+        run_at=run_at,
+        created_at=now,
+        started_at=None,
+        finished_at=None,
+        page_id=None,
+    )
+    head, tail = _split_at(encode_json(job_json(job)), _ID_KEY, _ID_HOLE)
+    envelope = encode_envelope(JOB_UPDATED)
+    params = {
+        "user_id": user_id,
+        "url": url,
+        "run_at": run_at,
+        "now": now,
+        "recipients": [user_id],
+        "head": envelope + head,
+        "tail": tail + "}",
+        "event_topic": JOB_UPDATED,
+        "task": task,
+    }
+    row = await _create(db.engine.dialect).fetchrow(db.engine, params)
+    if row is None:
+        return None
+    job_id = row["job_id"]
+    answer = f"{head}{job_id}{tail}"
+    await publish_committed(
+        db,
+        [
+            Pending(row["event_id"], EVENT, JOB_UPDATED, (user_id,), envelope + answer + "}"),
+            Pending(row["task_id"], JOB, task, (), f"[{job_id}]", run_at),
+        ],
+    )
+    return answer
 
 
 async def claim_queued(
@@ -147,15 +206,15 @@ async def succeed(db: Database, job: Job, parsed: ParsedPage) -> bool:
     done = _copy(job)
     done.status, done.finished_at, done.error = "succeeded", now, None
     done.progress = PROGRESS["done"]
-    done.page_id = _PAGE_ID_HOLE
-    head, tail = encode_body(JOB_UPDATED, job_json(done)).split(_HOLE, 1)
+    done.page_id = _ID_HOLE
+    head, tail = _split_at(encode_body(JOB_UPDATED, job_json(done)), _PAGE_ID_KEY, _ID_HOLE)
     params = {
         **{f"page_{name}": value for name, value in page_values(parsed, now).items()},
         "job_id": job.id,
         "attempt": job.attempts,
         "now": now,
         "recipients": [job.user_id],
-        "head": head + _PAGE_ID_KEY,
+        "head": head,
         "tail": tail,
         "event_topic": JOB_UPDATED,
     }
@@ -164,7 +223,7 @@ async def succeed(db: Database, job: Job, parsed: ParsedPage) -> bool:
         return False
     job.status, job.progress, job.finished_at, job.error = "succeeded", done.progress, now, None
     job.page_id = row["page_id"]
-    await _published(db, row["event_id"], job, f"{head}{_PAGE_ID_KEY}{job.page_id}{tail}")
+    await _published(db, row["event_id"], job, f"{head}{job.page_id}{tail}")
     return True
 
 
@@ -219,6 +278,49 @@ def _event(source: Any, body: Any) -> Any:
         .returning(_outbox.c.id)
         .cte("event")
     )
+
+
+@lru_cache(maxsize=8)
+def _create(dialect: Dialect) -> DriverQuery:
+    user_id = bindparam("user_id", type_=BigInteger)
+    run_at = bindparam("run_at", type_=UTCDateTime)
+    now = bindparam("now", type_=UTCDateTime)
+    user_exists = exists().where(_users.c.id == user_id)
+    job = (
+        postgresql.insert(_jobs)
+        .from_select(
+            ["user_id", "kind", "url", "status", "progress", "attempts", "run_at", "created_at"],
+            select(
+                user_id,
+                literal("parse"),
+                bindparam("url", type_=String),
+                literal("queued"),
+                literal(PROGRESS["queued"]),
+                literal(0),
+                run_at,
+                now,
+            ).where(user_exists),
+        )
+        .returning(_jobs.c.id)
+        .cte("job")
+    )
+    job_id = func.cast(job.c.id, Text)
+    event = _event(job, bindparam("head", type_=Text) + job_id + bindparam("tail", type_=Text))
+    task = (
+        postgresql.insert(_outbox)
+        .from_select(
+            ["kind", "topic", "body", "run_at", "created_at"],
+            select(
+                literal(JOB), bindparam("task", type_=String), "[" + job_id + "]", run_at, now
+            ).select_from(job),
+        )
+        .returning(_outbox.c.id)
+        .cte("task")
+    )
+    statement = select(
+        job.c.id.label("job_id"), event.c.id.label("event_id"), task.c.id.label("task_id")
+    ).select_from(job.join(event, true()).join(task, true()))
+    return DriverQuery(statement, dialect)
 
 
 @lru_cache(maxsize=8)
