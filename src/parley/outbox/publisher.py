@@ -174,8 +174,7 @@ class OutboxPublisher:
             while self._to_mark:
                 ids = self._to_mark[:1000]
                 try:
-                    async with self._db.session() as session:
-                        await store.mark_published(session, ids)
+                    await store.mark_published(self._db, ids)
                 except Exception as exc:  # the relay would republish them: harmless
                     if self._closing:
                         return

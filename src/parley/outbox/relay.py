@@ -135,8 +135,7 @@ class Relay:
             if open_:
                 await self._bus.close_gate()
             outcome = await self._publication.events(rows, gated=False)
-            async with self._db.session() as session:
-                await store.mark_published(session, outcome.done)
+            await store.mark_published(self._db, outcome.done)
             log.info("relayed events", rows=len(outcome.done), fast_path_open=False)
             return True
         if not open_ and not await self._bus.reopen_gate():
@@ -156,8 +155,7 @@ class Relay:
             self._job_backoff = 0.0
             return
         outcome = await self._publication.jobs(rows)
-        async with self._db.session() as session:
-            await store.mark_published(session, outcome.done)
+        await store.mark_published(self._db, outcome.done)
         if outcome.failed:
             self._job_backoff = min(max(self._job_backoff * 2, 0.5), JOB_RETRY_MAX_SECONDS)
             self._next_job_try = now + self._job_backoff
