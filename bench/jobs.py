@@ -29,9 +29,9 @@ It prints:
    `startedAt` to last `finishedAt`), queue-to-done latency p50/p90/p99/max (`createdAt` to
    `finishedAt`, and POST to the `succeeded` event on a WebSocket), where a job's time goes
    (queue wait, fetch, parse, store: from the `job.updated` events' `ts` at progress 60 and
-   90), and CPU seconds of the server, the workers, the page server, PostgreSQL, Redis, this
-   process and everything else on the machine; wrk's CPU while it posts, as a share of
-   the machine;
+   90, which are written for every step only with `--progress-interval 0`), and CPU
+   seconds of the server, the workers, the page server, PostgreSQL, Redis, this process and
+   everything else on the machine; wrk's CPU while it posts, as a share of the machine;
 4. the ratio parse jobs/s / no-op tasks/s (the mean of the two no-op runs), CPU per parse
    job and per no-op task (workers alone, and server + workers + PostgreSQL + Redis, with
    the throughput that CPU would allow on otherwise idle cores), and whether extraction
@@ -283,7 +283,7 @@ class Stack:
 
 def parley_env(args: argparse.Namespace, database_url: str, secret: str) -> dict[str, str]:
     """The environment of the server and the workers (services mode)."""
-    return {
+    env = {
         "PARLEY_ENV": "production",
         "PARLEY_DATABASE_URL": database_url,
         "PARLEY_REDIS_URL": args.redis,
@@ -295,9 +295,12 @@ def parley_env(args: argparse.Namespace, database_url: str, secret: str) -> dict
         "PARLEY_JOB_QUEUE_PREFIX": QUEUE_PREFIX,
         # 8 posting connections need no more; PostgreSQL's connections are shared.
         "PARLEY_DATABASE_POOL_SIZE": "10",
-        # One socket gets ~5 events per job; keep it from being closed as a slow consumer.
+        # One socket gets 3-5 events per job; keep it from being closed as a slow consumer.
         "PARLEY_WS_SEND_QUEUE_SIZE": "100000",
     }
+    if args.progress_interval is not None:
+        env["PARLEY_JOB_PROGRESS_INTERVAL_SECONDS"] = str(args.progress_interval)
+    return env
 
 
 def bench_celery(args: argparse.Namespace) -> Any:
@@ -672,9 +675,19 @@ class ParseResult:
                 f"  {ms_line(steps['store'])}",
                 f"                 ({len(steps['parse'])} jobs with both events)",
             ]
+        else:
+            lines.append(
+                f"                 fetch, parse, store: not measured (no progress {PARSING} and"
+                f" {STORING} events: steps shorter than PARLEY_JOB_PROGRESS_INTERVAL_SECONDS are"
+                " not written; --progress-interval 0 writes each)"
+            )
         if self.events is not None:
             state = self.events.closed or "open to the end"
-            lines.append(f"    socket       {self.events.frames} frames received; {state}")
+            per_job = self.events.frames / max(len(accepted), 1)
+            lines.append(
+                f"    socket       {self.events.frames} frames received ({per_job:.1f} per job);"
+                f" {state}"
+            )
         lines.append(f"    cpu s        {cpu_line(self.cpu, max(count, 1), 'job')}")
         return "\n".join(lines)
 
@@ -1097,6 +1110,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds to wait for the jobs to end (180)",
     )
     parser.add_argument("--no-socket", action="store_true", help="no WebSocket for job events")
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="PARLEY_JOB_PROGRESS_INTERVAL_SECONDS (default: Parley's, 0.5; 0 writes every"
+        " step, which the fetch/parse/store breakdown needs)",
+    )
     parser.add_argument(
         "--time-limit", type=float, default=900.0, help="seconds for it all (default 900)"
     )
