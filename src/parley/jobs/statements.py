@@ -1,17 +1,19 @@
 """A parse job's usual course on PostgreSQL, each change in one statement.
 
-Through the ORM, each change of a running job (its claim, a progress step, its success)
-was a transaction of four or five round trips (BEGIN, the UPDATE, the outbox INSERT,
-COMMIT) and the larger part of a worker's CPU outside extraction. Here each change is one
+Through the ORM, each change of a job (its creation, its claim, a progress step, its
+success) was a transaction of four or five round trips (BEGIN, the INSERT or UPDATE, the
+outbox INSERT, COMMIT): the larger part of a worker's CPU outside extraction, and of the
+server's for a job. Here each change is one
 statement run outside a transaction (see `db.driver`), made of data-modifying CTEs: the row
 changes only if it is still in the state the worker knows, and the `job.updated` event is
 inserted only if it did, so the outbox's promise holds as before. The event's body is
 encoded in Python from what the worker knows: the fields fixed when the job was created,
 read just before the claim, and the values it writes.
 
-Only the usual course is here: claiming a queued job, its steps, its success. Everything
-else (a takeover, a retry, a failure, a job that is not as it was read) takes the ORM path
-of `service`, which holds every rule; these statements are the same rules for that course.
+Only the usual course is here: creating a job where no plan limit is checked, claiming a
+queued job, its steps, its success. Everything else (a limit to check, a takeover, a retry,
+a failure, a job that is not as it was read) takes the ORM path of `service`, which holds
+every rule; these statements are the same rules for that course.
 """
 
 from __future__ import annotations
