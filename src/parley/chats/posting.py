@@ -46,7 +46,7 @@ from parley.chats.models import Chat, ChatMember, Message, MessagePreview
 from parley.chats.previews import PREVIEW_TASK
 from parley.chats.schemas import MessageOut, PreviewOut, as_json
 from parley.db.base import UTCDateTime, utcnow
-from parley.db.driver import DriverQuery
+from parley.db.driver import DriverQuery, runs_on_driver
 from parley.db.engine import Database
 from parley.outbox import EVENT, JOB, OutboxRow, Pending, emit, publish_committed
 from parley.realtime.codec import encode_envelope, encode_json
@@ -78,7 +78,7 @@ async def post_message(
     None means either that the author is not a member or that their `client_id` is taken in
     this chat; the caller tells the two apart on that rare path.
     """
-    if db.engine.dialect.name == "postgresql":
+    if runs_on_driver(db.engine):
         return await _post_in_one_statement(
             db, chat_id=chat_id, author_id=author_id, text=text, client_id=client_id
         )

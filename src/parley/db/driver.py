@@ -31,6 +31,12 @@ log = structlog.get_logger("parley.db")
 _CONSTANT = object()
 
 
+def runs_on_driver(engine: AsyncEngine) -> bool:
+    """True where hot statements run on the driver directly (PostgreSQL with asyncpg);
+    elsewhere (SQLite) their callers take the ORM."""
+    return engine.dialect.name == "postgresql"
+
+
 class DriverQuery:
     """One Core statement compiled for `engine`'s dialect (PostgreSQL with asyncpg)."""
 

@@ -144,27 +144,28 @@ async def run_parse_job(ctx: JobContext, job_id: int, *, redelivered: bool = Fal
     Returns what the task should do next: nothing, or run again at the job's run time.
     """
     now = utcnow()
+    job = None
     if statements.applies(ctx.db):  # the usual course in single statements, if it is one
-        taken = await statements.claim_queued(
+        job = await statements.claim_queued(
             ctx.db,
             job_id,
             now=now,
             max_attempts=ctx.limits.max_attempts,
             page_cache=ctx.limits.page_cache,
         )
-        if taken is not None:
-            _count(taken.job)
-            return DONE if taken.reused_page else await _attempt(ctx, taken.job)
-    async with ctx.db.session() as session:
-        claimed = await _claim(session, ctx, job_id, now=now, redelivered=redelivered)
-        if claimed is None:
-            return await _not_claimed(session, ctx, job_id, now=now, redelivered=redelivered)
-        job, page_id = claimed
-        if page_id is not None:  # fetched less than page_cache ago: reuse it
-            job.status, job.progress, job.page_id = "succeeded", PROGRESS["done"], page_id
-            job.finished_at = utcnow()
-        _changed(session, job)
-        await session.commit()
+        if job is not None:
+            _count(job)
+    if job is None:
+        async with ctx.db.session() as session:
+            claimed = await _claim(session, ctx, job_id, now=now, redelivered=redelivered)
+            if claimed is None:
+                return await _not_claimed(session, ctx, job_id, now=now, redelivered=redelivered)
+            job, page_id = claimed
+            if page_id is not None:  # fetched less than page_cache ago: reuse it
+                job.status, job.progress, job.page_id = "succeeded", PROGRESS["done"], page_id
+                job.finished_at = utcnow()
+            _changed(session, job)
+            await session.commit()
     if job.status == "succeeded":
         return DONE
     return await _attempt(ctx, job)

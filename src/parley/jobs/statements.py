@@ -18,7 +18,6 @@ every rule; these statements are the same rules for that course.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
@@ -44,7 +43,7 @@ from sqlalchemy.engine import Dialect
 
 from parley.auth.models import User
 from parley.db.base import UTCDateTime, utcnow
-from parley.db.driver import DriverQuery
+from parley.db.driver import DriverQuery, runs_on_driver
 from parley.db.engine import Database
 from parley.jobs.events import JOB_UPDATED, job_json
 from parley.jobs.models import Job, Page
@@ -73,16 +72,7 @@ def _split_at(encoded: str, key: str, hole: int) -> tuple[str, str]:
 
 def applies(db: Database) -> bool:
     """True where these statements run (PostgreSQL); elsewhere the ORM path does it all."""
-    return db.engine.dialect.name == "postgresql"
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A job this worker just claimed: as its row now is, and whether a stored page of its
-    URL was recent enough to finish it at once (then it is already `succeeded`)."""
-
-    job: Job
-    reused_page: bool
+    return runs_on_driver(db.engine)
 
 
 async def create_queued(
@@ -116,7 +106,6 @@ async def create_queued(
         "recipients": [user_id],
         "head": envelope + head,
         "tail": tail + "}",
-        "event_topic": JOB_UPDATED,
         "task": task,
     }
     row = await _create(db.engine.dialect).fetchrow(db.engine, params)
@@ -136,10 +125,12 @@ async def create_queued(
 
 async def claim_queued(
     db: Database, job_id: int, *, now: datetime, max_attempts: int, page_cache: float
-) -> Claimed | None:
+) -> Job | None:
     """Claim job `job_id` if it is queued, due and has attempts left: two round trips (read,
-    then change it if unchanged). None when it is not such a job, or changed in between:
-    the caller then takes the ORM path, which knows every other case."""
+    then change it if unchanged). Returns the job as its row now is: `running`, or already
+    `succeeded` when a stored page of its URL was recent enough to reuse. None when it is
+    not such a job, or changed in between: the caller then takes the ORM path, which knows
+    every other case."""
     since = now - timedelta(seconds=page_cache) if page_cache > 0 else None
     seen = await _read(db.engine.dialect).fetchrow(db.engine, {"job_id": job_id, "since": since})
     if seen is None or seen["status"] != "queued":
@@ -168,13 +159,12 @@ async def claim_queued(
         "page_id": job.page_id,
         "recipients": [job.user_id],
         "body": body,
-        "event_topic": JOB_UPDATED,
     }
     row = await _claim(db.engine.dialect).fetchrow(db.engine, params)
     if row is None:
         return None
     await _published(db, row["event_id"], job, body)
-    return Claimed(job, reused_page=page_id is not None)
+    return job
 
 
 async def set_progress(db: Database, job: Job, progress: int) -> bool:
@@ -190,7 +180,6 @@ async def set_progress(db: Database, job: Job, progress: int) -> bool:
         "now": utcnow(),
         "recipients": [job.user_id],
         "body": body,
-        "event_topic": JOB_UPDATED,
     }
     row = await _progress(db.engine.dialect).fetchrow(db.engine, params)
     if row is None:
@@ -218,7 +207,6 @@ async def succeed(db: Database, job: Job, parsed: ParsedPage) -> bool:
         "recipients": [job.user_id],
         "head": head,
         "tail": tail,
-        "event_topic": JOB_UPDATED,
     }
     row = await _succeed(db.engine.dialect).fetchrow(db.engine, params)
     if row is None or row["event_id"] is None:
@@ -271,7 +259,7 @@ def _event(source: Any, body: Any) -> Any:
             ["kind", "topic", "recipients", "body", "created_at"],
             select(
                 literal(EVENT),
-                bindparam("event_topic", type_=String),
+                literal(JOB_UPDATED),
                 bindparam("recipients", type_=JSON),
                 body,
                 bindparam("now", type_=UTCDateTime),

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.db.base import UTCDateTime, utcnow
-from parley.db.driver import DriverQuery
+from parley.db.driver import DriverQuery, runs_on_driver
 from parley.db.engine import Database
 from parley.outbox.items import Pending
 from parley.outbox.models import EVENT, JOB, OutboxRow
@@ -55,7 +55,7 @@ async def mark_published(db: Database, row_ids: Sequence[int]) -> None:
     """
     if not row_ids:
         return
-    if db.engine.dialect.name == "postgresql":
+    if runs_on_driver(db.engine):
         # One array parameter: one prepared statement whatever the number of rows.
         await _mark_any(db.engine.dialect).fetchrow(
             db.engine, {"ids": list(row_ids), "now": utcnow()}
