@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from parley.parser import ExtractedPage, Link, extract_page
 from parley.parser.extract import (
+    _CONTROL,
     MAX_DESCRIPTION,
     MAX_LINK_TEXT,
     MAX_LINKS,
@@ -433,3 +434,15 @@ def test_quick_url_join_matches_urljoin(base: str, pieces: list[str]) -> None:
 def test_visible_text_matches_collapsing_everything(words: list[str], repeat: int) -> None:
     raw = "".join(words) * repeat
     assert _visible_text(raw) == _collapse(raw)[:MAX_TEXT].rstrip()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.text(
+        alphabet="ab \n\t\x00\x01\x08\x0b\x0e\x1b\x1c\x1f\x7f·\u00a0\u200bЖ中", max_size=60
+    )
+)
+def test_collapse_replaces_controls_and_whitespace_runs_by_one_space(text: str) -> None:
+    # The definition, slowly: control characters become spaces, then whitespace collapses.
+    reference = " ".join("".join(" " if _CONTROL.match(c) else c for c in text).split())
+    assert _collapse(text) == reference
