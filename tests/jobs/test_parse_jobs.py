@@ -101,6 +101,21 @@ async def test_a_stored_page_s_text_is_compressed_with_lz4(
     assert stored == "lz4"
 
 
+@pytest.mark.services_only
+async def test_a_worker_does_not_subscribe_to_live_delivery(
+    app: Any, client: httpx.AsyncClient, alice: Account, pages: PageServer
+) -> None:
+    """Only processes with sockets subscribe: a worker would receive every live event of
+    the deployment, each job's own included, only to drop it."""
+    done = await wait_job(
+        client, alice, (await post_job(client, alice, pages.url("/page/s")))["id"]
+    )
+    assert done["status"] == "succeeded"  # the worker's bus is open and has published
+    bus = app.state.resources.bus
+    subscribers = await bus.client.pubsub_numsub(*bus.layout.channels())
+    assert [count for _, count in subscribers] == [1] * len(subscribers)  # this app alone
+
+
 async def test_a_token_that_outlived_its_user_queues_nothing(
     app: Any, client: httpx.AsyncClient, pages: PageServer
 ) -> None:

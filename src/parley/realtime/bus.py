@@ -66,8 +66,13 @@ class Bus(ABC):
         self._listeners: dict[int, set[Listener]] = defaultdict(set)
         self._gap_handlers: list[GapHandler] = []
 
-    async def start(self) -> None:
-        """Open connections and background tasks."""
+    async def start(self, *, live: bool = True) -> None:
+        """Open connections and background tasks.
+
+        Without `live` the process appends and publishes but has no socket of its own (a
+        worker): it does not subscribe to live delivery, which would bring it every event
+        of the deployment only to be dropped.
+        """
 
     async def close(self) -> None:
         """Release everything `start` opened."""

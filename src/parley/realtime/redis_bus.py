@@ -118,6 +118,7 @@ class RedisBus(Bus):
         self._servers = ServerBook()
         self._reader = PubSubReader(self._subscribe, self._on_live_message, self._signal_gap)
         self._lease_task: asyncio.Task[None] | None = None
+        self._live = True
 
     @property
     def client(self) -> RedisClient:
@@ -129,11 +130,18 @@ class RedisBus(Bus):
         """Bumped each time a partition is found on another server than before."""
         return self._servers.generation
 
-    async def start(self) -> None:
-        """Start reading live messages; waits briefly for the first subscription."""
+    async def start(self, *, live: bool = True) -> None:
+        """Start reading live messages; waits briefly for the first subscription.
+
+        Without `live`: no subscription, and no process lease (that counts sockets).
+        """
+        self._live = live
         with contextlib.suppress(*REDIS_ERRORS):
-            await self._renew_leases()
+            if live:
+                await self._renew_leases()
             await self._mark_epochs()
+        if not live:
+            return
         self._reader.start()
         await self._reader.wait_ready(STARTUP_WAIT_SECONDS)
         self._lease_task = asyncio.create_task(self._lease_forever(), name="parley-bus-lease")
@@ -148,7 +156,11 @@ class RedisBus(Bus):
             await self._redis.aclose()
 
     async def check(self) -> None:
-        """Raise unless this process is subscribed and hears from Redis."""
+        """Raise unless this process is subscribed and hears from Redis (or, when it does
+        not deliver live, unless Redis answers)."""
+        if not self._live:
+            await self._redis.ping()
+            return
         if not self._reader.healthy:
             raise BusUnavailable(self._reader.error or "live delivery is not running")
 

@@ -127,7 +127,7 @@ class ProcessLoopRunner(TaskRunner):
             max_overflow=WORKER_MAX_OVERFLOW,
         )
         self._bus = bus = create_bus(self._settings, await instance_id(db))
-        await bus.start()
+        await bus.start(live=False)  # jobs publish events; sockets are the servers'
         self._outbox = Outbox.start(self._settings, db, bus, self._send_job, with_relay=False)
         return JobContext(self._settings, JobLimits.from_settings(self._settings), db)
 
