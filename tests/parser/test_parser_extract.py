@@ -439,10 +439,23 @@ def test_visible_text_matches_collapsing_everything(words: list[str], repeat: in
 @settings(max_examples=500, deadline=None)
 @given(
     text=st.text(
-        alphabet="ab \n\t\x00\x01\x08\x0b\x0e\x1b\x1c\x1f\x7f·\u00a0\u200bЖ中", max_size=60
+        alphabet="ab \n\t\r\x00\x01\x08\x0b\x0c\x0e\x1b\x1c\x1f\x7f\x85·é\u00a0\u200bЖ中",
+        max_size=60,
     )
 )
 def test_collapse_replaces_controls_and_whitespace_runs_by_one_space(text: str) -> None:
-    # The definition, slowly: control characters become spaces, then whitespace collapses.
-    reference = " ".join("".join(" " if _CONTROL.match(c) else c for c in text).split())
-    assert _collapse(text) == reference
+    assert _collapse(text) == _collapsed_slowly(text)
+
+
+@pytest.mark.parametrize("wide", ["", "Ж"])
+def test_collapse_treats_every_latin1_character_as_str_split_does(wide: str) -> None:
+    # Latin-1 text takes a byte path, any other text the str path: both must agree with the
+    # definition for each of the 256 characters.
+    for code in range(256):
+        text = f" a{chr(code)}{chr(code)}b {wide}"
+        assert _collapse(text) == _collapsed_slowly(text), hex(code)
+
+
+def _collapsed_slowly(text: str) -> str:
+    """The definition: control characters become spaces, then whitespace runs collapse."""
+    return " ".join("".join(" " if _CONTROL.match(c) else c for c in text).split())

@@ -27,7 +27,10 @@ _WEB_SCHEMES = ("http", "https")
 # Control characters that str.split() does not count as whitespace. They become spaces:
 # PostgreSQL text cannot even hold NUL. (str.translate would be slow on non-ASCII text.)
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
-_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x1C), 0x7F])
+# Latin-1's control characters (as _CONTROL) and the whitespace str.split() knows beyond
+# ASCII's (\x1c-\x1f, NEL, NBSP), all mapped to a space.
+_LATIN1_SPACES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F, 0x85, 0xA0])
+_LATIN1_TO_SPACE = bytes.maketrans(_LATIN1_SPACES, b" " * len(_LATIN1_SPACES))
 _URL_NOISE = re.compile(r"[\t\n\r]")
 _URL_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?\s*([^\s"';,]+)""", re.IGNORECASE)
@@ -297,25 +300,17 @@ def _node_text(node: LexborNode | None) -> str | None:
 
 def _collapse(value: str) -> str:
     """Whitespace runs and control characters become single spaces; the ends are stripped."""
-    # Collapsing first and replacing control characters after gives the same result, and
-    # the check for them then runs over the shorter text.
-    collapsed = " ".join(value.split())
-    if _holds_control(collapsed):
-        collapsed = " ".join(_CONTROL.sub(" ", collapsed).split())
-    return collapsed
-
-
-def _holds_control(text: str) -> bool:
-    """Whether ``text`` holds a character of ``_CONTROL``.
-
-    Text whose characters all fit in Latin-1 (English and most Western pages) is checked as
-    bytes, a C pass five times faster than the regex over a long page's text.
-    """
     try:
-        data = text.encode("latin-1")
+        data = value.encode("latin-1")
     except UnicodeEncodeError:
-        return _CONTROL.search(text) is not None
-    return len(data.translate(None, _CONTROL_BYTES)) != len(data)
+        collapsed = " ".join(value.split())
+        if _CONTROL.search(collapsed):  # shorter once collapsed; replaced after, same result
+            collapsed = " ".join(_CONTROL.sub(" ", collapsed).split())
+        return collapsed
+    # Most web text fits in Latin-1 (a long page's text, ~100,000 characters, in ~1 ms less
+    # than as str): one byte translation turns every whitespace character str.split() knows
+    # and every control character into a space, then bytes split on ASCII whitespace.
+    return b" ".join(data.translate(_LATIN1_TO_SPACE).split()).decode("latin-1")
 
 
 def _clean(value: str | None, limit: int) -> str | None:
