@@ -38,8 +38,9 @@ It prints:
    job and per no-op task (workers alone, and server + workers + PostgreSQL + Redis, with
    the throughput that CPU would allow on otherwise idle cores), that CPU per parse job as
    a multiple of fetching + extracting alone (issue 10 set 15 ms where those took ~8 ms,
-   1.9x: a figure a machine's speed moves less than the milliseconds), and whether
-   extraction meets its target. The jobs are submitted faster than two workers run them unless
+   1.9x: a figure a machine's speed moves less than the milliseconds, though cheaper
+   fetching or extraction lowers its floor too), and whether extraction meets its target.
+   The jobs are submitted faster than two workers run them unless
    `--rate` is lower than their throughput, so without `--rate` the queue-to-done latency
    is mostly time spent waiting in the queue.
 
