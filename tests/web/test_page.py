@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import APIResponse, Page, Route, expect
 from websockets.sync.client import ClientConnection, connect
 
 from tests.client.harness import PASSWORD, unique, web_site
@@ -161,6 +161,48 @@ def test_the_chat_list_updates_in_place_so_a_click_is_never_lost(
     busy_link.click()
     expect(page.locator("#chat-title")).to_have_text("Bob Busy")
     expect(page.locator("#message-list")).to_contain_text("Second from Bob")
+
+
+def test_a_list_read_before_a_change_and_answered_after_its_event_is_fetched_again(
+    page: Page, web_server: WebServer
+) -> None:
+    """The chat list the page fetches once live (`ready`) can be read by the server just
+    before a message whose event reaches the page before the list does. Shown as it came,
+    that list would put the old preview and count back for good; the page fetches it
+    again instead. (The race is made certain: the list's answer is held until the event
+    has been shown.)"""
+    alice = person(web_server, "alice", "Alice Race")
+    bob = person(web_server, "bob", "Bob Race")
+    busy = chat(web_server, bob, alice)
+    post(web_server, bob, busy, "First from Bob")
+    lists = re.compile(r".*/api/v1/chats\?limit=100$")
+    held: list[tuple[Route, APIResponse]] = []
+    seen = 0
+
+    def hold_the_second_list(route: Route) -> None:
+        nonlocal seen
+        seen += 1
+        if seen != 2:  # the sign-in's list, and any after the held one, go through
+            route.continue_()
+            return
+        held.append((route, route.fetch()))  # read by the server now, before the message
+        post(web_server, bob, busy, "Second from Bob")
+
+    page.route(lists, hold_the_second_list)
+    sign_in(page, web_server, alice)
+    preview = chat_link(page, busy).locator(".chat-preview")
+    expect(preview).to_have_text("Bob Race: Second from Bob")  # the live event, shown
+    expect(chat_link(page, busy).locator(".badge")).to_have_text("2")
+    assert len(held) == 1
+
+    route, stale = held[0]
+    with page.expect_request(lists) as fetched_again:  # no request is made without the fix
+        route.fulfill(response=stale)
+    answer = fetched_again.value.response()
+    assert answer is not None
+    assert answer.ok
+    expect(preview).to_have_text("Bob Race: Second from Bob")
+    expect(chat_link(page, busy).locator(".badge")).to_have_text("2")
 
 
 def test_register_new_chat_and_a_reload_keeps_the_session(

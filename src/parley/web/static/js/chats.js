@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { $, el, oneLine, showError } from "./dom.js";
-import { chatName, nameOf, state } from "./state.js";
+import { chatName, nameOf, startSnapshot, state } from "./state.js";
 import { chatHref } from "./views.js";
 
 const RELOAD_DEBOUNCE_MS = 150;
@@ -10,11 +10,14 @@ let reloadTimer = null;
 
 /** Fetch the chat list and show it. */
 export async function loadChats() {
+  const snapshot = startSnapshot("chats");
   const page = await api("chats", { params: { limit: 100 } });
+  if (!snapshot.isLatest()) return;
   state.chats.clear();
   for (const chat of page.items) rememberChat(chat);
   renderChatList();
   renderChatHead();
+  if (snapshot.missedChanges()) reloadChatsSoon();
 }
 
 /** Keep a chat (and its members' names). */

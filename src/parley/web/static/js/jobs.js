@@ -3,21 +3,29 @@
 
 import { api, enc } from "./api.js";
 import { $, el, externalLink, showError, timeEl } from "./dom.js";
-import { state } from "./state.js";
+import { startSnapshot, state } from "./state.js";
 import { pageHref } from "./views.js";
 
 const JOBS_PAGE_SIZE = 20;
 const PAGE_TEXT_SHOWN = 20_000;
+const RELOAD_DEBOUNCE_MS = 150; // as the chat list's
+let reloadTimer = null;
 
 /** Fetch the newest jobs (or, with `more`, the next older page) and show them. */
 export async function loadJobs({ more = false } = {}) {
   try {
+    const snapshot = more ? null : startSnapshot("jobs");
     const page = await api("jobs", { params: { limit: JOBS_PAGE_SIZE, cursor: more ? state.jobsCursor : null } });
+    if (snapshot && !snapshot.isLatest()) return;
     if (!more) state.jobs.clear();
     for (const job of page.items) state.jobs.set(job.id, job);
     state.jobsCursor = page.nextCursor;
     state.jobsLoaded = true;
     renderJobList();
+    if (snapshot && snapshot.missedChanges()) {
+      clearTimeout(reloadTimer);
+      reloadTimer = setTimeout(() => loadJobs(), RELOAD_DEBOUNCE_MS);
+    }
   } catch (err) {
     showError("job-error", err);
   }

@@ -214,6 +214,7 @@ function refreshAll() {
 
 function handleEvent(frame) {
   const data = frame.data || {};
+  if (frame.type !== "typing" && frame.type !== "presence") state.liveChanges += 1;
   switch (frame.type) {
     case "message.created":
       onMessageCreated(data);

@@ -4,9 +4,10 @@
 import { api, enc } from "./api.js";
 import { $, announce, el, linkified, oneLine, randomId, safeHttpUrl, showError, timeEl } from "./dom.js";
 import { reloadChatsSoon, renderChatHead, renderChatList } from "./chats.js";
-import { chatName, nameOf, ownsChat, state } from "./state.js";
+import { chatName, nameOf, ownsChat, startSnapshot, state } from "./state.js";
 
 const PAGE_SIZE = 30;
+const RELOAD_DEBOUNCE_MS = 150; // as the chat list's
 const TYPING_SHOW_MS = 4000;
 const SEND_ATTEMPTS = 3;
 const STICK_TO_BOTTOM_PX = 40;
@@ -40,19 +41,31 @@ export async function reloadOpenChat({ focus = false } = {}) {
   const chatId = state.current;
   if (chatId == null) return true;
   try {
+    const snapshot = startSnapshot("messages");
     const page = await api(`chats/${enc(chatId)}/messages`, { params: { limit: PAGE_SIZE } });
-    if (state.current !== chatId) return true;
+    if (state.current !== chatId || !snapshot.isLatest()) return true;
     state.messages.clear();
     for (const message of page.items) state.messages.set(message.id, message);
     state.nextCursor = page.nextCursor;
     renderAllMessages({ stickToBottom: true });
     markRead();
+    if (snapshot.missedChanges()) reloadOpenChatSoon(chatId);
   } catch (err) {
     if (err.status === 404) return false;
     showError("send-error", err);
   }
   if (focus && state.current === chatId && !state.editing) $("message-input").focus({ preventScroll: true });
   return true;
+}
+
+let reloadTimer = null;
+
+/** Refetch the open chat shortly, if it is still `chatId` then. */
+function reloadOpenChatSoon(chatId) {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => {
+    if (state.current === chatId) reloadOpenChat();
+  }, RELOAD_DEBOUNCE_MS);
 }
 
 /** Forget the open chat (its view is gone). */

@@ -15,7 +15,28 @@ export const state = {
   jobsLoaded: false,
   jobsCursor: null,
   billing: null, // the Billing object, or null while billing is off
+  liveChanges: 0, // live events that changed what the page shows, counted since it loaded
 };
+
+// A list fetched by REST races the live events: the server may read it just before a change
+// whose event the page then shows before the list's answer arrives, and the list would put
+// the old state back for good. So each fetch notes how many live changes the page had seen;
+// an answer that is no longer the latest fetch of its kind is dropped, and one during whose
+// flight a live change came is shown and fetched again (the next answer has the change).
+const latestFetch = new Map(); // kind -> number of its latest fetch
+
+/** Start fetching a snapshot of `kind` ("chats", "jobs", "messages" of the open chat). */
+export function startSnapshot(kind) {
+  const number = (latestFetch.get(kind) || 0) + 1;
+  latestFetch.set(kind, number);
+  const changes = state.liveChanges;
+  return {
+    /** False once a later fetch of the same kind has started: its answer is newer. */
+    isLatest: () => latestFetch.get(kind) === number,
+    /** True when a live change came while this one was fetched: it may predate it. */
+    missedChanges: () => state.liveChanges !== changes,
+  };
+}
 
 /** Forget everything about the signed-in user. */
 export function resetState() {
