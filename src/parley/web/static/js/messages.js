@@ -43,13 +43,15 @@ export async function reloadOpenChat({ focus = false } = {}) {
   try {
     const snapshot = startSnapshot("messages");
     const page = await api(`chats/${enc(chatId)}/messages`, { params: { limit: PAGE_SIZE } });
-    if (state.current !== chatId || !snapshot.isLatest()) return true;
-    state.messages.clear();
-    for (const message of page.items) state.messages.set(message.id, message);
-    state.nextCursor = page.nextCursor;
-    renderAllMessages({ stickToBottom: true });
-    markRead();
-    if (snapshot.missedChanges()) reloadOpenChatSoon(chatId);
+    if (state.current !== chatId) return true;
+    if (snapshot.isLatest()) {
+      state.messages.clear();
+      for (const message of page.items) state.messages.set(message.id, message);
+      state.nextCursor = page.nextCursor;
+      renderAllMessages({ stickToBottom: true });
+      markRead();
+      if (snapshot.missedChanges()) reloadOpenChatSoon(chatId);
+    }
   } catch (err) {
     if (err.status === 404) return false;
     showError("send-error", err);
