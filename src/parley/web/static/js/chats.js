@@ -2,11 +2,8 @@
 
 import { api } from "./api.js";
 import { $, el, oneLine, showError } from "./dom.js";
-import { chatName, nameOf, startSnapshot, state } from "./state.js";
+import { chatName, nameOf, soon, startSnapshot, state } from "./state.js";
 import { chatHref } from "./views.js";
-
-const RELOAD_DEBOUNCE_MS = 150;
-let reloadTimer = null;
 
 /** Fetch the chat list and show it. */
 export async function loadChats() {
@@ -27,10 +24,7 @@ export function rememberChat(chat) {
 }
 
 /** Refetch the list shortly: several events in a row cost one request. */
-export function reloadChatsSoon() {
-  clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(() => loadChats().catch(() => {}), RELOAD_DEBOUNCE_MS);
-}
+export const reloadChatsSoon = soon(() => loadChats().catch(() => {}));
 
 function activity(chat) {
   return chat.lastMessage ? chat.lastMessage.createdAt : chat.updatedAt || chat.createdAt;

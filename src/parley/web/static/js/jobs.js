@@ -3,13 +3,12 @@
 
 import { api, enc } from "./api.js";
 import { $, el, externalLink, showError, timeEl } from "./dom.js";
-import { startSnapshot, state } from "./state.js";
+import { soon, startSnapshot, state } from "./state.js";
 import { pageHref } from "./views.js";
 
 const JOBS_PAGE_SIZE = 20;
 const PAGE_TEXT_SHOWN = 20_000;
-const RELOAD_DEBOUNCE_MS = 150; // as the chat list's
-let reloadTimer = null;
+const reloadJobsSoon = soon(() => loadJobs());
 
 /** Fetch the newest jobs (or, with `more`, the next older page) and show them. */
 export async function loadJobs({ more = false } = {}) {
@@ -22,10 +21,7 @@ export async function loadJobs({ more = false } = {}) {
     state.jobsCursor = page.nextCursor;
     state.jobsLoaded = true;
     renderJobList();
-    if (snapshot && snapshot.missedChanges()) {
-      clearTimeout(reloadTimer);
-      reloadTimer = setTimeout(() => loadJobs(), RELOAD_DEBOUNCE_MS);
-    }
+    if (snapshot && snapshot.missedChanges()) reloadJobsSoon();
   } catch (err) {
     showError("job-error", err);
   }

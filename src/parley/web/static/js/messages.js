@@ -4,10 +4,9 @@
 import { api, enc } from "./api.js";
 import { $, announce, el, linkified, oneLine, randomId, safeHttpUrl, showError, timeEl } from "./dom.js";
 import { reloadChatsSoon, renderChatHead, renderChatList } from "./chats.js";
-import { chatName, nameOf, ownsChat, startSnapshot, state } from "./state.js";
+import { chatName, nameOf, ownsChat, soon, startSnapshot, state } from "./state.js";
 
 const PAGE_SIZE = 30;
-const RELOAD_DEBOUNCE_MS = 150; // as the chat list's
 const TYPING_SHOW_MS = 4000;
 const SEND_ATTEMPTS = 3;
 const STICK_TO_BOTTOM_PX = 40;
@@ -60,15 +59,10 @@ export async function reloadOpenChat({ focus = false } = {}) {
   return true;
 }
 
-let reloadTimer = null;
-
 /** Refetch the open chat shortly, if it is still `chatId` then. */
-function reloadOpenChatSoon(chatId) {
-  clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(() => {
-    if (state.current === chatId) reloadOpenChat();
-  }, RELOAD_DEBOUNCE_MS);
-}
+const reloadOpenChatSoon = soon((chatId) => {
+  if (state.current === chatId) reloadOpenChat();
+});
 
 /** Forget the open chat (its view is gone). */
 export function closeChat() {

@@ -24,6 +24,17 @@ export const state = {
 // an answer that is no longer the latest fetch of its kind is dropped, and one during whose
 // flight a live change came is shown and fetched again (the next answer has the change).
 const latestFetch = new Map(); // kind -> number of its latest fetch
+const REFETCH_DELAY_MS = 150;
+
+/** `fetch`, called shortly after the last of a burst of calls: several events in a row
+ * (or an answer that missed one) cost one request. */
+export function soon(fetch) {
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fetch(...args), REFETCH_DELAY_MS);
+  };
+}
 
 /** Start fetching a snapshot of `kind` ("chats", "jobs", "messages" of the open chat). */
 export function startSnapshot(kind) {
