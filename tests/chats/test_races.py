@@ -116,3 +116,38 @@ async def test_an_owner_leaving_twice_at_once_hands_ownership_on_once(
     assert Counter(r.status_code for r in answers) == {204: 1, 404: N - 1}
     members = (await client.get(f"{CHATS}/{chat['id']}", headers=bob.headers)).json()["members"]
     assert sorted(m["role"] for m in members) == ["member", "owner"]
+
+
+async def test_a_chat_list_read_while_messages_arrive_counts_up_to_its_last_message(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    """Each listing is one snapshot: its unread count is exactly the messages up to its last
+    one, never one that committed after the last message was read (a page that is sent that
+    message's event afterwards would count it twice)."""
+    chat = await create_group(client, alice, bob)
+    sent: list[int] = []
+
+    async def post(writer: int) -> None:
+        for i in range(40):
+            answer = await client.post(
+                f"{CHATS}/{chat['id']}/messages",
+                json={"text": f"w{writer} m{i}"},
+                headers=bob.headers,
+            )
+            sent.append(answer.json()["id"])
+
+    posting = asyncio.gather(*(post(w) for w in range(4)))
+    listings: list[tuple[int | None, int]] = []
+    while not posting.done():
+        items = (await client.get(CHATS, headers=alice.headers)).json()["items"]
+        summary = next(c for c in items if c["id"] == chat["id"])
+        last = summary["lastMessage"]
+        listings.append((last and last["id"], summary["unreadCount"]))
+    await posting
+    wrong = [
+        (last_id, count)
+        for last_id, count in listings
+        if count != sum(1 for mid in sent if last_id is not None and mid <= last_id)
+    ]
+    assert len(listings) > 20
+    assert wrong == []

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from parley.auth.models import User
 from parley.chats.models import Chat, ChatMember, Message
@@ -85,41 +86,59 @@ async def load_chat_out(session: AsyncSession, chat: Chat) -> ChatOut:
 async def summaries(
     session: AsyncSession, chats: Sequence[Chat], user_id: int
 ) -> list[ChatSummaryOut]:
-    """Chats with members, newest message and the caller's unread count, in three queries."""
+    """Chats with members, newest message and the caller's unread count, in two queries.
+
+    The newest message and the unread count come from one statement, so from one snapshot:
+    a message committed while the list is read is in both or in neither. (Read apart, a
+    count could include a message newer than the one shown, and a client that then gets
+    that message's event would count it twice.)
+    """
     ids = [c.id for c in chats]
     members = await load_members(session, ids)
-    last_ids = (
-        select(func.max(Message.id))
-        .where(Message.chat_id.in_(ids), Message.deleted_at.is_(None))
-        .group_by(Message.chat_id)
-    )
-    last_messages = {
-        m.chat_id: m for m in await session.scalars(select(Message).where(Message.id.in_(last_ids)))
-    }
-    unread_rows = await session.execute(
-        select(Message.chat_id, func.count())
-        .join(
-            ChatMember,
-            (ChatMember.chat_id == Message.chat_id) & (ChatMember.user_id == user_id),
-        )
-        .where(
-            Message.chat_id.in_(ids),
-            Message.deleted_at.is_(None),
-            Message.author_id != user_id,
-            Message.id > func.coalesce(ChatMember.last_read_message_id, 0),
-        )
-        .group_by(Message.chat_id)
-    )
-    unread = {int(chat_id): int(count) for chat_id, count in unread_rows.all()}
+    latest = await _latest_and_unread(session, ids, user_id)
     result = []
     for chat in chats:
         base = chat_out(chat, members[chat.id])
-        last = last_messages.get(chat.id)
+        last, unread = latest.get(chat.id, (None, 0))
         result.append(
             ChatSummaryOut(
                 **base.__dict__,
                 last_message=message_out(last) if last else None,
-                unread_count=unread.get(chat.id, 0),
+                unread_count=unread,
             )
         )
     return result
+
+
+async def _latest_and_unread(
+    session: AsyncSession, chat_ids: Sequence[int], user_id: int
+) -> dict[int, tuple[Message | None, int]]:
+    """Per chat of the caller's: its newest message not deleted, and how many messages of
+    others came after the caller's read marker."""
+    if not chat_ids:
+        return {}
+    newer = aliased(Message)
+    newest_id = (
+        select(func.max(newer.id))
+        .where(newer.chat_id == ChatMember.chat_id, newer.deleted_at.is_(None))
+        .correlate(ChatMember)
+        .scalar_subquery()
+    )
+    unread = (
+        select(func.count())
+        .select_from(newer)
+        .where(
+            newer.chat_id == ChatMember.chat_id,
+            newer.deleted_at.is_(None),
+            newer.author_id != user_id,
+            newer.id > func.coalesce(ChatMember.last_read_message_id, 0),
+        )
+        .correlate(ChatMember)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(ChatMember.chat_id, Message, unread)
+        .outerjoin(Message, Message.id == newest_id)
+        .where(ChatMember.user_id == user_id, ChatMember.chat_id.in_(chat_ids))
+    )
+    return {int(chat_id): (last, int(count)) for chat_id, last, count in rows.all()}
