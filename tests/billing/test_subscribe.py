@@ -71,10 +71,9 @@ async def test_subscribing_makes_the_plan_plus_and_tells_that_user_alone(
     assert len(subscriptions) == 1
 
 
-@pytest.mark.services_only  # SQLite could only lock the whole database across Stripe's call
 async def test_two_subscribes_at_once_make_one_subscription(stack: BillingStack) -> None:
     """Two tabs, two cards, one click each at the same moment: one subscription at Stripe,
-    and both answers say `plus`."""
+    and both answers say `plus` (PostgreSQL: a row lock; embedded: turns in the process)."""
     dana = await stack.user("dana")
     answers = await asyncio.gather(
         subscribe(dana, stack.stripe.card()), subscribe(dana, stack.stripe.card())

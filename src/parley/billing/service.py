@@ -3,9 +3,11 @@
 The account is read (and its Stripe customer created and committed, on first use), Stripe
 is called, then its answer is written with a compare-and-set (see `accounts.store_state`).
 If Stripe cannot be reached the request answers 503 and nothing changed on our side; a
-retry repeats the same idempotent calls. One transaction is held across a call to Stripe:
-subscribing keeps the caller's account row locked (PostgreSQL) until the subscription is
-stored, so that two subscribes at once (two cards, two tabs) cannot make two subscriptions.
+retry repeats the same idempotent calls. Two subscribes at once (two cards, two tabs) make
+one subscription: on PostgreSQL one transaction is held across the call to Stripe, keeping
+the caller's account row locked until the subscription is stored; on SQLite (embedded, one
+process) the caller's subscribes take turns in the process instead, since SQLite could only
+lock the whole database across Stripe's call.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from parley.billing.schemas import BillingOut
 from parley.billing.state import SubscriptionState, state_of
 from parley.billing.stripe_api import StripeApi
 from parley.common.errors import Conflict
+from parley.common.keyed_locks import KeyedLocks
 from parley.db.locks import lock_row
+
+# Subscribes in progress on an SQLite database, by user id (see the module's docstring).
+_embedded_subscribes = KeyedLocks()
 
 
 async def get_billing(session: AsyncSession, user_id: int) -> BillingOut:
@@ -56,11 +62,20 @@ async def subscribe(
     Already subscribed (a retried request): the current Billing. A declined card raises
     PaymentRequired with Stripe's message, and nothing changes.
     """
+    if session.get_bind().dialect.name == "sqlite":
+        # Before the first read: the caller's next subscribe reads what this one stored.
+        async with _embedded_subscribes.hold(user_id):
+            return await _subscribe(session, api, user_id, username, payment_method_id)
+    return await _subscribe(session, api, user_id, username, payment_method_id)
+
+
+async def _subscribe(
+    session: AsyncSession, api: StripeApi, user_id: int, username: str, payment_method_id: str
+) -> BillingOut:
     account, customer_id = await _customer(session, api, user_id, username)
     if session.get_bind().dialect.name == "postgresql":
         # One subscribe at a time per account: a second request (another card, another
-        # tab) waits here until the first is stored, then finds the account paid. (SQLite
-        # could only lock the whole database across the call to Stripe.)
+        # tab) waits here until the first is stored, then finds the account paid.
         await lock_row(session, BillingAccount.user_id, user_id)
         account = await accounts.account_of(session, user_id) or account
     if account.status in PAID_STATUSES:
