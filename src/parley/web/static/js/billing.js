@@ -64,7 +64,7 @@ function renderBilling() {
     : "";
   const slot = $("billing-subscribe");
   if (billing.plan === "plus") slot.replaceChildren();
-  else if (!slot.hasChildNodes()) mountSubscribe(slot, billing);
+  else if (!slot.hasChildNodes()) mountSubscribe(slot);
   // Otherwise an upgrade may be in progress (a card form, or "Try another card"): an update
   // that leaves the plan below Plus, such as the webhook about a declined first payment
   // arriving late, must not throw away the card someone is typing.
@@ -110,7 +110,8 @@ function loadStripeJs(url) {
   return stripeScript;
 }
 
-export function mountSubscribe(slot, billing) {
+/** The "Upgrade to Plus" offer; its button loads Stripe.js and the card form. */
+function mountSubscribe(slot) {
   const upgrade = el("button", { type: "button", id: "billing-upgrade" }, "Upgrade to Plus");
   upgrade.addEventListener("click", () => startCheckout(slot, upgrade));
   slot.append(
