@@ -163,6 +163,36 @@ def test_the_chat_list_updates_in_place_so_a_click_is_never_lost(
     expect(page.locator("#message-list")).to_contain_text("Second from Bob")
 
 
+def test_a_click_on_the_item_being_redrawn_still_opens_it(
+    page: Page, web_server: WebServer
+) -> None:
+    """A busy chat's item changes under the pointer: pressed on its preview, released after
+    a new message redrew that preview, the click still opens the chat (the item's elements
+    are kept and only their text changes)."""
+    alice = person(web_server, "alice", "Alice Press")
+    bob = person(web_server, "bob", "Bob Busy")
+    carol = person(web_server, "carol", "Carol Calm")
+    calm = chat(web_server, carol, alice)
+    post(web_server, carol, calm, "Only from Carol")
+    busy = chat(web_server, bob, alice)
+    post(web_server, bob, busy, "First from Bob")
+
+    sign_in(page, web_server, alice)
+    items = page.locator("#chat-list > li")
+    expect(items.first).to_have_attribute("data-chat-id", str(busy))
+    preview = chat_link(page, busy).locator(".chat-preview")
+    box = preview.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 5, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    post(web_server, bob, busy, "Second from Bob")
+    expect(preview).to_have_text("Bob Busy: Second from Bob")
+    expect(chat_link(page, busy).locator(".badge")).to_have_text("2")
+    page.mouse.up()
+    expect(page.locator("#chat-title")).to_have_text("Bob Busy")
+    expect(page.locator("#message-list")).to_contain_text("Second from Bob")
+
+
 def test_a_list_read_before_a_change_and_answered_after_its_event_is_fetched_again(
     page: Page, web_server: WebServer
 ) -> None:

@@ -1,7 +1,7 @@
 // The chat list (with unread counts), the open chat's heading, and starting a new chat.
 
 import { api } from "./api.js";
-import { $, el, oneLine, showError } from "./dom.js";
+import { $, el, morph, oneLine, showError } from "./dom.js";
 import { chatName, nameOf, soon, startSnapshot, state } from "./state.js";
 import { chatHref } from "./views.js";
 
@@ -36,9 +36,11 @@ function unreadText(count) {
 
 /** Draw the list, latest activity first; keyboard focus stays on the chat it was on.
  *
- * Items are updated in place, and an item whose content did not change is not touched:
- * a list rebuilt on every event would swallow a click whose press and release straddle
- * an update (the release lands on a new element, so no link gets the click). */
+ * Items are updated in place, down to their text (`morph`), and an item whose content did
+ * not change is not touched: a list rebuilt on every event would swallow a click whose
+ * press and release straddle an update (the pressed element would be gone, so no link gets
+ * the click). Items have no listeners of their own (the list's are delegated), so keeping
+ * their elements keeps nothing stale. */
 export function renderChatList() {
   const list = $("chat-list");
   const focused = document.activeElement && document.activeElement.closest(".chat-item");
@@ -51,7 +53,7 @@ export function renderChatList() {
     let item = shown.get(fresh.dataset.chatId);
     if (item) {
       shown.delete(fresh.dataset.chatId);
-      updateChatItem(item, fresh);
+      morph(item, fresh);
     } else {
       item = fresh;
     }
@@ -63,21 +65,6 @@ export function renderChatList() {
     const link = list.querySelector(`.chat-item[data-chat-id="${CSS.escape(focusedId)}"] a`);
     if (link) link.focus();
   }
-}
-
-/** Make a shown item look like `fresh`, keeping its link element. */
-function updateChatItem(item, fresh) {
-  if (item.isEqualNode(fresh)) return;
-  item.className = fresh.className;
-  const link = item.firstElementChild;
-  const freshLink = fresh.firstElementChild;
-  for (const name of ["href", "aria-current"]) {
-    const value = freshLink.getAttribute(name);
-    if (value === null) link.removeAttribute(name);
-    else link.setAttribute(name, value);
-  }
-  // The attributes match now: what still differs is the children.
-  if (!link.isEqualNode(freshLink)) link.replaceChildren(...freshLink.childNodes);
 }
 
 function chatItem(chat) {

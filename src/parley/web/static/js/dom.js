@@ -21,6 +21,34 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/**
+ * Make `node` look like `fresh`, keeping its own elements wherever the two agree (same tag
+ * and class in the same place) and changing only their attributes and text. A click whose
+ * press and release straddle a redraw lands only if the pressed element is still there.
+ * Listeners on kept elements stay as they were: for markup whose behaviour is delegated.
+ */
+export function morph(node, fresh) {
+  if (node.isEqualNode(fresh)) return;
+  if (node.nodeType !== Node.ELEMENT_NODE) {
+    node.nodeValue = fresh.nodeValue;
+    return;
+  }
+  for (const { name } of [...node.attributes]) if (!fresh.hasAttribute(name)) node.removeAttribute(name);
+  for (const { name, value } of fresh.attributes) if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+  const mine = [...node.childNodes];
+  const theirs = [...fresh.childNodes];
+  theirs.forEach((child, i) => {
+    if (i >= mine.length) node.append(child);
+    else if (sameKind(mine[i], child)) morph(mine[i], child);
+    else mine[i].replaceWith(child);
+  });
+  for (const extra of mine.slice(theirs.length)) extra.remove();
+}
+
+function sameKind(a, b) {
+  return a.nodeName === b.nodeName && (a.nodeType !== Node.ELEMENT_NODE || a.className === b.className);
+}
+
 /** The URL when it is http(s), else null: nothing else becomes a link. */
 export function safeHttpUrl(value) {
   try {
