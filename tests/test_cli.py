@@ -210,6 +210,17 @@ def test_a_port_in_use_is_named(tmp_path: Path, workers: str) -> None:
     one_line_failure(result, f"127.0.0.1:{port}", "in use", "--port")
 
 
+def test_embedded_mode_refuses_more_than_one_process(tmp_path: Path) -> None:
+    """Live events, the event log and the job queue live in one process's memory there: a
+    second process would serve sockets that never get another's events."""
+    db = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    result = run(
+        tmp_path, "serve", "--port", str(free_port()), "--workers", "2", PARLEY_DATABASE_URL=db
+    )
+    one_line_failure(result, "--workers 2", "PARLEY_REDIS_URL", "one process")
+    assert not (tmp_path / "p.db").exists()  # refused before it migrated anything
+
+
 def test_a_bad_setting_value_names_the_variable(tmp_path: Path) -> None:
     one_line_failure(
         run(tmp_path, "migrate", PARLEY_DATABASE_POOL_SIZE="many"),

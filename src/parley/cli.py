@@ -20,6 +20,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = startup.load_settings()
     startup.check_port(args.host, args.port)
+    if args.workers > 1 and not settings.services_mode:
+        # Embedded mode keeps live events, the event log and the job queue in the process's
+        # memory: a second process would neither get nor give them.
+        raise startup.StartupError(
+            f"--workers {args.workers} needs services mode (set PARLEY_REDIS_URL): embedded"
+            " mode runs in exactly one process"
+        )
     if settings.redis_url:
         startup.check_redis(settings.redis_url)
     startup.check_broker(settings)
@@ -180,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
-    serve.add_argument("--workers", type=int, default=1, help="server processes (services mode)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes (above 1: services mode only)"
+    )
     serve.add_argument(
         "--graceful-timeout",
         type=int,
