@@ -121,9 +121,10 @@ async def test_an_owner_leaving_twice_at_once_hands_ownership_on_once(
 async def test_a_chat_list_read_while_messages_arrive_counts_up_to_its_last_message(
     client: httpx.AsyncClient, alice: Account, bob: Account
 ) -> None:
-    """Each listing is one snapshot: its unread count is exactly the messages up to its last
-    one, never one that committed after the last message was read (a page that is sent that
-    message's event afterwards would count it twice)."""
+    """Each listing is one snapshot: its unread count never includes a message newer than
+    the last message it shows (a page that is sent that message's event afterwards would
+    count it twice). Not equal either: ids are taken before commits, so a message with a
+    lower id may commit after the one shown."""
     chat = await create_group(client, alice, bob)
     sent: list[int] = []
 
@@ -134,6 +135,7 @@ async def test_a_chat_list_read_while_messages_arrive_counts_up_to_its_last_mess
                 json={"text": f"w{writer} m{i}"},
                 headers=bob.headers,
             )
+            assert answer.status_code == 201, answer.text
             sent.append(answer.json()["id"])
 
     posting = asyncio.gather(*(post(w) for w in range(4)))
@@ -147,7 +149,7 @@ async def test_a_chat_list_read_while_messages_arrive_counts_up_to_its_last_mess
     wrong = [
         (last_id, count)
         for last_id, count in listings
-        if count != sum(1 for mid in sent if last_id is not None and mid <= last_id)
+        if count > sum(1 for mid in sent if last_id is not None and mid <= last_id)
     ]
     assert len(listings) > 20
     assert wrong == []

@@ -39,8 +39,8 @@ function unreadText(count) {
  * Items are updated in place, down to their text (`morph`), and an item whose content did
  * not change is not touched: a list rebuilt on every event would swallow a click whose
  * press and release straddle an update (the pressed element would be gone, so no link gets
- * the click). Items have no listeners of their own (the list's are delegated), so keeping
- * their elements keeps nothing stale. */
+ * the click). Items have no listeners (a link works by its `href`), so keeping their
+ * elements keeps nothing stale. */
 export function renderChatList() {
   const list = $("chat-list");
   const focused = document.activeElement && document.activeElement.closest(".chat-item");
