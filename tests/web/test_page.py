@@ -171,9 +171,6 @@ def test_a_click_on_the_item_being_redrawn_still_opens_it(
     are kept and only their text changes)."""
     alice = person(web_server, "alice", "Alice Press")
     bob = person(web_server, "bob", "Bob Busy")
-    carol = person(web_server, "carol", "Carol Calm")
-    calm = chat(web_server, carol, alice)
-    post(web_server, carol, calm, "Only from Carol")
     busy = chat(web_server, bob, alice)
     post(web_server, bob, busy, "First from Bob")
 
