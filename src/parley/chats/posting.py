@@ -8,7 +8,8 @@ committed with the message.
 
 On PostgreSQL all of it is one statement (data-modifying CTEs) run outside an explicit
 transaction, on the driver directly (see `db.driver`): a send costs one round trip and
-holds the chat row's lock only while that statement commits. The event's body is encoded
+holds the chat row's lock only while that statement runs and commits. The lock is taken
+before the message's id, so ids commit in order within a chat. The event's body is encoded
 here, in Python, with a hole where the new message's id goes, and the statement fills the
 hole. SQLite runs the same rules through the ORM in one transaction.
 """
@@ -187,17 +188,24 @@ def _one_statement_core() -> Any:
     )
 
     is_member = exists().where(_members.c.chat_id == chat_id, _members.c.user_id == author_id)
+    # The chat's row is locked before the message takes its id, so a chat's messages commit
+    # in id order: a reader who sees message n will never later see one below n appear.
+    # FOR NO KEY UPDATE, the lock the activity-time update takes anyway (rows that only
+    # reference the chat, such as members, are not held up); a non-member locks nothing.
+    locked_chat = (
+        select(_chats.c.id).where(_chats.c.id == chat_id, is_member).with_for_update(key_share=True)
+    ).cte("locked_chat")
     inserted = (
         postgresql.insert(_messages)
         .from_select(
             ["chat_id", "author_id", "text", "client_id", "created_at"],
             select(
-                chat_id,
+                locked_chat.c.id,
                 author_id,
                 bindparam("text", type_=Text),
                 bindparam("client_id", type_=String),
                 now,
-            ).where(is_member),
+            ),
         )
         .on_conflict_do_nothing(index_elements=["chat_id", "author_id", "client_id"])
         .returning(_messages.c.id)

@@ -1,0 +1,89 @@
+"""A chat's messages commit in id order: a reader who has seen message n never later sees a
+message below n appear (the web page's unread badge counts on it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from tests.chats.conftest import CHATS, create_group, list_messages
+from tests.conftest import PG_ADMIN_URL
+from tests.fixtures.apps import make_settings, running_app
+from tests.fixtures.http import guarded_client
+from tests.fixtures.users import register
+
+# SQLite runs one writer at a time, so order holds there by construction; on PostgreSQL it
+# depends on the send statement locking the chat before its message takes an id.
+pytestmark = pytest.mark.services_only
+
+
+async def test_a_send_held_up_after_taking_its_place_keeps_later_sends_waiting(
+    own_database_url: str, redis_url: str | None
+) -> None:
+    database_url = own_database_url  # alone on it: its waiting backends are counted
+    settings = make_settings(database_url, redis_url)
+    async with running_app(settings) as app, guarded_client(app) as c:
+        alice = await register(c, "alice")
+        bob = await register(c, "bob")
+        chat_id = (await create_group(c, alice, bob))["id"]
+        name = database_url.rsplit("/", 1)[1]
+        admin = PG_ADMIN_URL.replace("+asyncpg", "")
+        holder = await asyncpg.connect(f"{admin}/{name}")
+        try:
+            # An open transaction holding Alice's clientId "held" in this chat: her send with
+            # that clientId waits on it in the middle of its statement.
+            held = holder.transaction()
+            await held.start()
+            await holder.execute(
+                "INSERT INTO messages (chat_id, author_id, text, client_id, created_at)"
+                " VALUES ($1, $2, 'held', 'held', now())",
+                chat_id,
+                alice.id,
+            )
+
+            def send(who_headers: dict[str, str], body: dict[str, str]) -> asyncio.Task[int]:
+                async def go() -> int:
+                    answer = await c.post(
+                        f"{CHATS}/{chat_id}/messages", json=body, headers=who_headers
+                    )
+                    assert answer.status_code == 201, answer.text
+                    return int(answer.json()["id"])
+
+                return asyncio.create_task(go())
+
+            first = send(alice.headers, {"text": "first", "clientId": "held"})
+            await _until_waiting(admin, name, 1, done=first)
+            second = send(bob.headers, {"text": "second"})
+            await _until_waiting(admin, name, 2, done=second)
+            assert not second.done(), "a later send committed while an earlier one was open"
+            await held.rollback()
+            first_id, second_id = await asyncio.gather(first, second)
+        finally:
+            await holder.close()
+        assert first_id < second_id
+        listed = await list_messages(c, bob, chat_id)
+        assert [m["text"] for m in sorted(listed["items"], key=lambda m: m["id"])] == [
+            "first",
+            "second",
+        ]
+
+
+async def _until_waiting(admin: str, database: str, count: int, *, done: asyncio.Task[int]) -> None:
+    """Return once `count` backends of `database` wait on a lock, or `done` has finished."""
+    conn = await asyncpg.connect(f"{admin}/postgres")
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not done.done():
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = $1 AND wait_event_type = 'Lock'",
+                database,
+            )
+            if waiting >= count:
+                return
+            assert asyncio.get_running_loop().time() < deadline, f"{waiting} of {count} waiting"
+            await asyncio.sleep(0.02)  # polling pg_stat_activity: no event to await
+    finally:
+        await conn.close()
