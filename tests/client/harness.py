@@ -267,8 +267,11 @@ def rest_register(server: str, username: str, **extra: Any) -> dict[str, Any]:
 
 class _SiteHandler(BaseHTTPRequestHandler):
     pages: dict[str, bytes] = {}
+    opened: threading.Event | None = None
 
     def do_GET(self) -> None:
+        if self.opened is not None:
+            self.opened.wait()
         body = self.pages.get(self.path)
         self.send_response(200 if body is not None else 404)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -282,15 +285,21 @@ class _SiteHandler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def web_site(pages: dict[str, str]) -> Iterator[str]:
-    """A loopback HTTP site serving `pages` (path -> HTML), 404 elsewhere; its base URL."""
-    handler = type("Handler", (_SiteHandler,), {"pages": {k: v.encode() for k, v in pages.items()}})
+def web_site(pages: dict[str, str], *, opened: threading.Event | None = None) -> Iterator[str]:
+    """A loopback HTTP site serving `pages` (path -> HTML), 404 elsewhere; its base URL.
+
+    With `opened`, every answer waits until that event is set (it is set on the way out).
+    """
+    attrs = {"pages": {k: v.encode() for k, v in pages.items()}, "opened": opened}
+    handler = type("Handler", (_SiteHandler,), attrs)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
+        if opened is not None:
+            opened.set()
         httpd.shutdown()
         httpd.server_close()
 

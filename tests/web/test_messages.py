@@ -3,13 +3,17 @@ each seen live by the other."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.client.harness import web_site
 from tests.web.conftest import Pages, WebServer
 from tests.web.kit import chat, chat_link, person, sign_in, texts
 
 pytestmark = pytest.mark.timeout(120)
+ARTICLE = "<!doctype html><html><head><title>Minutes of Tuesday</title></head><body>x</body></html>"
 
 
 def send(page: Page, text: str) -> Locator:
@@ -97,3 +101,26 @@ def test_edit_delete_and_the_owners_delete_live_in_two_browsers(
     assert texts(web_server, bob, chat_id) == ["Tuesday at 11, I mean", "Owner here"]
     for shown in (alice_page, bob_page):
         expect(shown.locator("#message-list .message")).to_have_count(2)
+
+
+def test_a_click_on_a_message_being_redrawn_still_lands(page: Page, web_server: WebServer) -> None:
+    """Edit pressed on a message just sent, released after its link preview arrived and
+    redrew it: the click still opens the editor (the message's elements are kept)."""
+    alice = person(web_server, "alice", "Alice Quick")
+    bob = person(web_server, "bob", "Bob There")
+    chat_id = chat(web_server, alice, bob)
+    sign_in(page, web_server, alice)
+    chat_link(page, chat_id).click()
+
+    opened = threading.Event()  # the linked page answers only once this is set
+    with web_site({"/minutes.html": ARTICLE}, opened=opened) as site:
+        mine = send(page, f"Notes: {site}/minutes.html")
+        edit = mine.get_by_role("button", name="Edit")
+        box = edit.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        opened.set()
+        expect(mine.locator(".preview .title")).to_have_text("Minutes of Tuesday")
+        page.mouse.up()
+    expect(mine.get_by_label("Edit your message")).to_be_focused()

@@ -2,7 +2,7 @@
 // updates), sending, editing, deleting, read markers and the typing line.
 
 import { api, enc } from "./api.js";
-import { $, announce, el, linkified, oneLine, randomId, safeHttpUrl, showError, timeEl } from "./dom.js";
+import { $, announce, el, linkified, morph, oneLine, randomId, safeHttpUrl, showError, timeEl } from "./dom.js";
 import { reloadChatsSoon, renderChatHead, renderChatList } from "./chats.js";
 import { chatName, nameOf, ownsChat, soon, startSnapshot, state } from "./state.js";
 
@@ -209,17 +209,20 @@ function placeMessage(message) {
   const hadFocus = old && old.contains(document.activeElement);
   if (old && old.contains(document.querySelector(".edit-input"))) saveDraft();
   const node = messageNode(message);
-  nodes.set(message.id, node);
   if (old) {
-    old.replaceWith(node);
+    // Kept, not replaced: a click pressed on its buttons before an edit or a preview
+    // arrived, and released after, still lands.
+    morph(old, node);
   } else {
+    nodes.set(message.id, node);
     let before = null;
     for (let n = list.lastElementChild; n && Number(n.dataset.messageId) > message.id; n = n.previousElementSibling) {
       before = n;
     }
     list.insertBefore(node, before);
   }
-  if (hadFocus) restoreEditFocus() || focusFirstAction(node);
+  const shown = old || node;
+  if (hadFocus && !shown.contains(document.activeElement)) restoreEditFocus() || focusFirstAction(shown);
   stickIf(stick);
 }
 
