@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import APIResponse, Page, Route, expect
+from playwright.sync_api import APIResponse, Page, Request, Route, WebSocketRoute, expect
 from websockets.sync.client import ClientConnection, connect
 
 from tests.client.harness import PASSWORD, unique, web_site
@@ -230,6 +230,57 @@ def test_a_list_read_before_a_change_and_answered_after_its_event_is_fetched_aga
     assert answer.ok
     expect(preview).to_have_text("Bob Race: Second from Bob")
     expect(chat_link(page, busy).locator(".badge")).to_have_text("2")
+
+
+def test_message_events_that_come_out_of_order_are_each_counted_once(
+    page: Page, web_server: WebServer
+) -> None:
+    """Two sends in one chat through two server processes can reach a member's log in
+    either order. The page counts each message once whatever the order: here the second
+    message's event is held back until the third's has been delivered."""
+    alice = person(web_server, "alice", "Alice Order")
+    bob = person(web_server, "bob", "Bob Order")
+    busy = chat(web_server, bob, alice)
+    post(web_server, bob, busy, "First from Bob")
+    held: list[str | bytes] = []
+
+    def swap_second_and_third(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            frame = json.loads(message)
+            text = (frame.get("data") or {}).get("text")
+            if frame.get("type") == "message.created" and text == "Second from Bob":
+                held.append(message)
+                return
+            ws.send(message)
+            if frame.get("type") == "message.created" and text == "Third from Bob":
+                ws.send(held.pop())
+
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r".*/ws(\?.*)?$"), swap_second_and_third)
+    lists = re.compile(r".*/api/v1/chats\?limit=100$")
+    listed = 0
+
+    def second_list(request: Request) -> bool:
+        nonlocal listed
+        if lists.match(request.url):
+            listed += 1
+        return listed == 2
+
+    # Signing in lists the chats twice (the second once live): both are read before the
+    # messages are sent, so their counts come from the events alone.
+    with page.expect_event("requestfinished", second_list):
+        sign_in(page, web_server, alice)
+    badge = chat_link(page, busy).locator(".badge")
+    expect(badge).to_have_text("1")
+    post(web_server, bob, busy, "Second from Bob")
+    post(web_server, bob, busy, "Third from Bob")
+    expect(chat_link(page, busy).locator(".chat-preview")).to_have_text("Bob Order: Third from Bob")
+    assert not held, "the second message's event was sent right after the third's"
+    expect(badge).to_have_text("3")
+    expect(page.locator("#announcer")).to_contain_text("Bob Order: Second from Bob")
 
 
 def test_register_new_chat_and_a_reload_keeps_the_session(

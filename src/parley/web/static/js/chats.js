@@ -17,8 +17,12 @@ export async function loadChats() {
   if (snapshot.missedChanges()) reloadChatsSoon();
 }
 
-/** Keep a chat (and its members' names). */
+/** Keep a chat (and its members' names) as a listing gave it. */
 export function rememberChat(chat) {
+  // The listing counted every message up to its last one (a chat's messages commit in id
+  // order); `message.created` events count the rest, each once, in whatever order they come.
+  chat.listedUpTo = chat.lastMessage ? chat.lastMessage.id : 0;
+  chat.seenSince = new Set();
   state.chats.set(chat.id, chat);
   for (const m of chat.members || []) state.names.set(m.userId, m.displayName || m.username);
 }

@@ -10,6 +10,7 @@ const PAGE_SIZE = 30;
 const TYPING_SHOW_MS = 4000;
 const SEND_ATTEMPTS = 3;
 const STICK_TO_BOTTOM_PX = 40;
+const SEEN_KEPT = 500; // message ids remembered per chat since its listing, to count each once
 
 const nodes = new Map(); // message id -> its <li>
 const typing = new Map(); // userId -> timeout handle (open chat only)
@@ -437,11 +438,24 @@ function noteUpdated(message) {
 
 // ---------------------------------------------------------------- live events
 
+/** Whether the chat's listing and the events since have not yet counted message `id`. */
+function firstSighting(chat, id) {
+  if (id <= chat.listedUpTo || chat.seenSince.has(id)) return false;
+  chat.seenSince.add(id);
+  if (chat.seenSince.size > SEEN_KEPT) {
+    // Ids come nearly in order: forget the earliest, and count nothing up to it again.
+    const earliest = chat.seenSince.values().next().value;
+    chat.seenSince.delete(earliest);
+    chat.listedUpTo = Math.max(chat.listedUpTo, earliest);
+  }
+  return true;
+}
+
 /** `message.created`: show it, count it as unread elsewhere, and announce it. */
 export function onMessageCreated(message) {
   const chat = state.chats.get(message.chatId);
   const mine = isMine(message);
-  const isNew = !chat || !chat.lastMessage || chat.lastMessage.id < message.id;
+  const isNew = !chat || firstSighting(chat, message.id);
   if (message.chatId === state.current) {
     state.messages.set(message.id, message);
     clearTimeout(typing.get(message.authorId));
