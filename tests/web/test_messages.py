@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 
+import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.client.harness import web_site
 from tests.web.conftest import Pages, WebServer
-from tests.web.kit import chat, chat_link, person, sign_in, texts
+from tests.web.kit import chat, chat_link, person, post, sign_in, texts
 
 pytestmark = pytest.mark.timeout(120)
 ARTICLE = "<!doctype html><html><head><title>Minutes of Tuesday</title></head><body>x</body></html>"
@@ -24,6 +25,14 @@ def send(page: Page, text: str) -> Locator:
     mine = page.locator(".message.mine").filter(has_text=text)
     expect(mine).to_have_count(1)
     return page.locator(f'.message[data-message-id="{mine.get_attribute("data-message-id")}"]')
+
+
+def press(page: Page, target: Locator) -> None:
+    """Hold the mouse button down on `target` (released by the caller)."""
+    box = target.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
 
 
 def message(page: Page, text: str) -> Locator:
@@ -115,12 +124,33 @@ def test_a_click_on_a_message_being_redrawn_still_lands(page: Page, web_server: 
     opened = threading.Event()  # the linked page answers only once this is set
     with web_site({"/minutes.html": ARTICLE}, opened=opened) as site:
         mine = send(page, f"Notes: {site}/minutes.html")
-        edit = mine.get_by_role("button", name="Edit")
-        box = edit.bounding_box()
-        assert box is not None
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.mouse.down()
+        press(page, mine.get_by_role("button", name="Edit"))
         opened.set()
         expect(mine.locator(".preview .title")).to_have_text("Minutes of Tuesday")
         page.mouse.up()
     expect(mine.get_by_label("Edit your message")).to_be_focused()
+
+
+def test_a_messages_first_edit_keeps_its_buttons(page: Page, web_server: WebServer) -> None:
+    """A first edit adds the "edited" mark before a message's buttons: the buttons after it
+    are kept (the same elements), not rebuilt because their place in the row moved."""
+    alice = person(web_server, "alice", "Alice Owner")
+    bob = person(web_server, "bob", "Bob Author")
+    chat_id = chat(web_server, alice, bob, title="Moderated")
+    typo = post(web_server, bob, chat_id, "Teh plan")
+    sign_in(page, web_server, alice)
+    chat_link(page, chat_id).click()
+
+    delete = message(page, "Teh plan").get_by_role("button", name="Delete").element_handle()
+    edited = httpx.patch(
+        f"{web_server.api}/messages/{typo['id']}",
+        json={"text": "The plan"},
+        headers=bob.headers,
+        timeout=30,
+    )
+    assert edited.status_code == 200, edited.text
+    fixed = message(page, "The plan")
+    expect(fixed.locator(".edited")).to_have_text("edited")
+    assert delete.evaluate("button => button.isConnected"), "the Delete button was rebuilt"
+    delete.click()
+    expect(fixed.get_by_role("group", name="Delete this message?")).to_be_visible()

@@ -23,9 +23,11 @@ export function el(tag, attrs = {}, ...children) {
 
 /**
  * Make `node` look like `fresh`, keeping its own elements wherever the two agree (same tag
- * and class in the same place) and changing only their attributes and text. A click whose
- * press and release straddle a redraw lands only if the pressed element is still there.
- * Listeners on kept elements stay as they were: for markup whose behaviour is delegated.
+ * and class, in order) and changing only their attributes and text. A child that appears
+ * or goes away between kept ones (an "edited" mark, a confirmation) does not displace its
+ * neighbours. A click whose press and release straddle a redraw lands only if the pressed
+ * element is still there. Listeners on kept elements stay as they were: for markup whose
+ * behaviour is delegated.
  */
 export function morph(node, fresh) {
   if (node.isEqualNode(fresh)) return;
@@ -37,12 +39,21 @@ export function morph(node, fresh) {
   for (const { name, value } of fresh.attributes) if (node.getAttribute(name) !== value) node.setAttribute(name, value);
   const mine = [...node.childNodes];
   const theirs = [...fresh.childNodes];
-  theirs.forEach((child, i) => {
-    if (i >= mine.length) node.append(child);
-    else if (sameKind(mine[i], child)) morph(mine[i], child);
-    else mine[i].replaceWith(child);
-  });
-  for (const extra of mine.slice(theirs.length)) extra.remove();
+  let m = 0;
+  let t = 0;
+  while (m < mine.length && t < theirs.length) {
+    if (sameKind(mine[m], theirs[t])) {
+      morph(mine[m++], theirs[t++]);
+    } else if (m + 1 < mine.length && sameKind(mine[m + 1], theirs[t])) {
+      mine[m++].remove(); // gone from between two kept children
+    } else if (t + 1 < theirs.length && sameKind(mine[m], theirs[t + 1])) {
+      node.insertBefore(theirs[t++], mine[m]); // new between two kept children
+    } else {
+      mine[m++].replaceWith(theirs[t++]);
+    }
+  }
+  for (const extra of mine.slice(m)) extra.remove();
+  for (const child of theirs.slice(t)) node.append(child);
 }
 
 function sameKind(a, b) {

@@ -211,8 +211,8 @@ function placeMessage(message) {
   if (old && old.contains(document.querySelector(".edit-input"))) saveDraft();
   const node = messageNode(message);
   if (old) {
-    // Kept, not replaced: a click pressed on its buttons before an edit or a preview
-    // arrived, and released after, still lands.
+    // Kept, not replaced: a click pressed on one of its buttons before an edit or a
+    // preview arrived, and released after, still lands (where the button did not move).
     morph(old, node);
   } else {
     nodes.set(message.id, node);
