@@ -283,6 +283,23 @@ def test_message_events_that_come_out_of_order_are_each_counted_once(
     expect(page.locator("#announcer")).to_contain_text("Bob Order: Second from Bob")
 
 
+def test_an_unread_message_deleted_leaves_the_count(page: Page, web_server: WebServer) -> None:
+    """Bob deletes one of his two unread messages, not the newest: Alice's badge drops."""
+    alice = person(web_server, "alice", "Alice Count")
+    bob = person(web_server, "bob", "Bob Regret")
+    busy = chat(web_server, bob, alice)
+    regretted = post(web_server, bob, busy, "Something rash")
+    post(web_server, bob, busy, "Something calm")
+    sign_in(page, web_server, alice)
+    badge = chat_link(page, busy).locator(".badge")
+    expect(badge).to_have_text("2")
+    gone = httpx.delete(
+        f"{web_server.api}/messages/{regretted['id']}", headers=bob.headers, timeout=30
+    )
+    assert gone.status_code == 204, gone.text
+    expect(badge).to_have_text("1")
+
+
 def test_register_new_chat_and_a_reload_keeps_the_session(
     page: Page, web_server: WebServer
 ) -> None:

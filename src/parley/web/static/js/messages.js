@@ -425,7 +425,8 @@ function forget(chatId, messageId) {
   if (state.confirmingDelete === messageId) state.confirmingDelete = null;
   if (chatId === state.current && state.messages.delete(messageId)) removeMessageNode(messageId);
   const chat = state.chats.get(chatId);
-  if (chat && chat.lastMessage && chat.lastMessage.id === messageId) reloadChatsSoon();
+  // The list's preview or count may have included it: only the server can say.
+  if (chat && ((chat.lastMessage && chat.lastMessage.id === messageId) || chat.unreadCount)) reloadChatsSoon();
 }
 
 function noteUpdated(message) {
@@ -443,10 +444,10 @@ function firstSighting(chat, id) {
   if (id <= chat.listedUpTo || chat.seenSince.has(id)) return false;
   chat.seenSince.add(id);
   if (chat.seenSince.size > SEEN_KEPT) {
-    // Ids come nearly in order: forget the earliest, and count nothing up to it again.
-    const earliest = chat.seenSince.values().next().value;
-    chat.seenSince.delete(earliest);
-    chat.listedUpTo = Math.max(chat.listedUpTo, earliest);
+    // Forget the lowest id, and count nothing up to it again.
+    const lowest = Math.min(...chat.seenSince);
+    chat.seenSince.delete(lowest);
+    chat.listedUpTo = lowest;
   }
   return true;
 }
