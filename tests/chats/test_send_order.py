@@ -31,6 +31,7 @@ async def test_a_send_held_up_after_taking_its_place_keeps_later_sends_waiting(
         name = database_url.rsplit("/", 1)[1]
         admin = PG_ADMIN_URL.replace("+asyncpg", "")
         holder = await asyncpg.connect(f"{admin}/{name}")
+        sends: list[asyncio.Task[int]] = []
         try:
             # An open transaction holding Alice's clientId "held" in this chat: her send with
             # that clientId waits on it in the middle of its statement.
@@ -51,7 +52,8 @@ async def test_a_send_held_up_after_taking_its_place_keeps_later_sends_waiting(
                     assert answer.status_code == 201, answer.text
                     return int(answer.json()["id"])
 
-                return asyncio.create_task(go())
+                sends.append(asyncio.create_task(go()))
+                return sends[-1]
 
             first = send(alice.headers, {"text": "first", "clientId": "held"})
             await _until_waiting(admin, name, 1, done=first)
@@ -61,6 +63,9 @@ async def test_a_send_held_up_after_taking_its_place_keeps_later_sends_waiting(
             await held.rollback()
             first_id, second_id = await asyncio.gather(first, second)
         finally:
+            for task in sends:
+                task.cancel()
+            await asyncio.gather(*sends, return_exceptions=True)
             await holder.close()
         assert first_id < second_id
         listed = await list_messages(c, bob, chat_id)
