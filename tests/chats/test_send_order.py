@@ -4,6 +4,7 @@ message below n appear (the web page's unread badge counts on it)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import asyncpg
 import pytest
@@ -12,6 +13,7 @@ from tests.chats.conftest import CHATS, create_group, list_messages
 from tests.conftest import PG_ADMIN_URL
 from tests.fixtures.apps import make_settings, running_app
 from tests.fixtures.http import guarded_client
+from tests.fixtures.pg_activity import until_backends
 from tests.fixtures.users import register
 
 # SQLite runs one writer at a time, so order holds there by construction; on PostgreSQL it
@@ -52,13 +54,14 @@ async def test_a_send_held_up_after_taking_its_place_keeps_later_sends_waiting(
                     assert answer.status_code == 201, answer.text
                     return int(answer.json()["id"])
 
-                sends.append(asyncio.create_task(go()))
-                return sends[-1]
+                task = asyncio.create_task(go())
+                sends.append(task)
+                return task
 
             first = send(alice.headers, {"text": "first", "clientId": "held"})
-            await _until_waiting(admin, name, 1, done=first)
+            await until_backends(database_url, at_least(1), waiting_on_lock=True, unless=first)
             second = send(bob.headers, {"text": "second"})
-            await _until_waiting(admin, name, 2, done=second)
+            await until_backends(database_url, at_least(2), waiting_on_lock=True, unless=second)
             assert not second.done(), "a later send committed while an earlier one was open"
             await held.rollback()
             first_id, second_id = await asyncio.gather(first, second)
@@ -75,20 +78,5 @@ async def test_a_send_held_up_after_taking_its_place_keeps_later_sends_waiting(
         ]
 
 
-async def _until_waiting(admin: str, database: str, count: int, *, done: asyncio.Task[int]) -> None:
-    """Return once `count` backends of `database` wait on a lock, or `done` has finished."""
-    conn = await asyncpg.connect(f"{admin}/postgres")
-    try:
-        deadline = asyncio.get_running_loop().time() + 10
-        while not done.done():
-            waiting = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = $1 AND wait_event_type = 'Lock'",
-                database,
-            )
-            if waiting >= count:
-                return
-            assert asyncio.get_running_loop().time() < deadline, f"{waiting} of {count} waiting"
-            await asyncio.sleep(0.02)  # polling pg_stat_activity: no event to await
-    finally:
-        await conn.close()
+def at_least(n: int) -> Callable[[int], bool]:
+    return lambda count: count >= n

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import pytest
 
 from tests.chats.conftest import create_group
-from tests.conftest import PG_ADMIN_URL
 from tests.fixtures.apps import make_settings, running_app
 from tests.fixtures.http import guarded_client
+from tests.fixtures.pg_activity import until_backends
 from tests.fixtures.users import register
 
 pytestmark = pytest.mark.services_only  # the one-statement send path is PostgreSQL's
@@ -45,22 +44,6 @@ async def test_sends_beyond_the_pool_close_their_overflow_connections(
         # Closed, not left open: the pool's one connection (held by the outbox relay's
         # leadership) and at most a background statement's stay. A backend whose client
         # closed it leaves pg_stat_activity a moment later: wait for that, within a bound.
-        deadline = asyncio.get_running_loop().time() + 10
-        while (left := await _backends(database_url)) > 2:
-            assert asyncio.get_running_loop().time() < deadline, f"{left} backends stay open"
-            await asyncio.sleep(0.05)  # polling pg_stat_activity: no event to await
+        await until_backends(database_url, lambda count: count <= 2)
     logged = capfd.readouterr()
     assert "closing connection" not in logged.out + logged.err
-
-
-async def _backends(database_url: str) -> int:
-    name = database_url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(PG_ADMIN_URL.replace("+asyncpg", "") + "/postgres")
-    try:
-        count = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
-    finally:
-        await conn.close()
-    return int(count)

@@ -26,6 +26,7 @@ from tests.web.kit import (
 )
 
 pytestmark = pytest.mark.timeout(120)
+CHAT_LIST = re.compile(r".*/api/v1/chats\?limit=100$")  # the request that lists the chats
 ARTICLE = """<!doctype html><html><head><title>A very readable article</title>
 <meta property="og:description" content="Worth the click.">
 <meta property="og:site_name" content="Example News"></head><body>text</body></html>"""
@@ -202,7 +203,6 @@ def test_a_list_read_before_a_change_and_answered_after_its_event_is_fetched_aga
     bob = person(web_server, "bob", "Bob Race")
     busy = chat(web_server, bob, alice)
     post(web_server, bob, busy, "First from Bob")
-    lists = re.compile(r".*/api/v1/chats\?limit=100$")
     held: list[tuple[Route, APIResponse]] = []
     seen = 0
 
@@ -215,7 +215,7 @@ def test_a_list_read_before_a_change_and_answered_after_its_event_is_fetched_aga
         held.append((route, route.fetch()))  # read by the server now, before the message
         post(web_server, bob, busy, "Second from Bob")
 
-    page.route(lists, hold_the_second_list)
+    page.route(CHAT_LIST, hold_the_second_list)
     sign_in(page, web_server, alice)
     preview = chat_link(page, busy).locator(".chat-preview")
     expect(preview).to_have_text("Bob Race: Second from Bob")  # the live event, shown
@@ -223,7 +223,7 @@ def test_a_list_read_before_a_change_and_answered_after_its_event_is_fetched_aga
     assert len(held) == 1
 
     route, stale = held[0]
-    with page.expect_request(lists) as fetched_again:  # no request is made without the fix
+    with page.expect_request(CHAT_LIST) as fetched_again:  # no request is made without the fix
         route.fulfill(response=stale)
     answer = fetched_again.value.response()
     assert answer is not None
@@ -260,12 +260,11 @@ def test_message_events_that_come_out_of_order_are_each_counted_once(
         server.on_message(from_server)
 
     page.route_web_socket(re.compile(r".*/ws(\?.*)?$"), swap_second_and_third)
-    lists = re.compile(r".*/api/v1/chats\?limit=100$")
     listed = 0
 
     def second_list(request: Request) -> bool:
         nonlocal listed
-        if lists.match(request.url):
+        if CHAT_LIST.match(request.url):
             listed += 1
         return listed == 2
 
