@@ -18,7 +18,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -117,6 +117,23 @@ class _RecoveredLibraryFailures(logging.Filter):
         return True
 
 
+class _StdoutHandler(logging.StreamHandler[TextIO]):
+    """Writes to `sys.stdout` as it is when a record is emitted, not as it was when logging
+    was configured: whoever replaced it (a test's output capture, say) may have closed the
+    old one since, and a line written there is lost."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass  # `StreamHandler` sets it once; the property always answers the current one
+
+
 def configure_logging(settings: Settings) -> None:
     """Route stdlib and structlog records through one renderer on stdout."""
     use_json = settings.log_format == "json" or (
@@ -147,7 +164,7 @@ def configure_logging(settings: Settings) -> None:
             _redacting(renderer),
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
