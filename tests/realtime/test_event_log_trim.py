@@ -95,3 +95,19 @@ async def test_without_an_age_allowance_the_log_holds_about_max_events(
         assert MAX_EVENTS <= length <= MAX_EVENTS + 16 + 32
     finally:
         await bus.close()
+
+
+async def test_a_log_that_falls_silent_is_kept(raw: aioredis.Redis) -> None:
+    """The contract keeps at least a user's last 1,000 events, with no time limit: a user
+    who comes back after days resumes from the log, without a resync. So no key of a log
+    (its entries, its newest trimmed id, the position given while it was empty) expires."""
+    bus = await _bus(max_age_seconds=0)
+    quiet = USER + 1
+    try:
+        assert (await bus.position(quiet, None)).last_event_id == "0-0"  # an empty log's
+        await _append(bus, MAX_EVENTS * 4, first_row=1)  # trims USER's log
+        keys = [bus.layout.stream(USER), bus.layout.dropped(USER), bus.layout.base(quiet)]
+        assert [await raw.exists(key) for key in keys] == [1, 1, 1]
+        assert [await raw.pttl(key) for key in keys] == [-1, -1, -1]
+    finally:
+        await bus.close()

@@ -60,8 +60,6 @@ from parley.realtime.redis_servers import ServerBook
 
 log = structlog.get_logger("parley.bus")
 
-# A user's log outlives its newest event by at least this long (then it is collected).
-STREAM_IDLE_EXPIRY_MS = 3_600_000
 # The fast path stays open this long after the relay last found nothing held back.
 GATE_LEASE_MS = 2_000
 # An appended row is remembered this long: publishing it again within it does nothing.
@@ -210,7 +208,6 @@ class RedisBus(Bus):
                 event.body.encode(),
                 self._max_events,
                 self._max_age_ms,
-                max(2 * self._max_age_ms, STREAM_IDLE_EXPIRY_MS),
                 self.layout.channel(partition).encode(),
                 b"1" if gated else b"0",
                 event.row_id,
@@ -245,7 +242,7 @@ class RedisBus(Bus):
                 self.layout.base(user_id),
                 self.layout.dropped(user_id),
             ],
-            args=[after_id or "", max(2 * self._max_age_ms, STREAM_IDLE_EXPIRY_MS)],
+            args=[after_id or ""],
         )
         if not reply or int(reply[0]) != 1:
             raise ReplayUnavailable(after_id or "")

@@ -22,9 +22,9 @@ end
 # it to the partition's live channel as one fan-out message (see codec).
 #
 # KEYS: [1] the row's marker, [2] the gate, [3] the deferred set, [4..] the recipients' streams
-# ARGV: [1] body, [2] max events, [3] max age ms, [4] idle expiry ms, [5] channel,
-#       [6] '1' when gated (the fast path), [7] row id, [8] marker ttl ms,
-#       [9] publish command (PUBLISH, or SPUBLISH on a cluster)
+# ARGV: [1] body, [2] max events, [3] max age ms, [4] channel,
+#       [5] '1' when gated (the fast path), [6] row id, [7] marker ttl ms,
+#       [8] publish command (PUBLISH, or SPUBLISH on a cluster)
 # (a recipient's id is the end of its stream's name)
 # Returns 1 appended, 0 already appended (a retry or a second relay), -1 deferred, -2 deferred
 # because the gate was opened on another server (see the module docstring).
@@ -33,6 +33,8 @@ end
 # every 32 appends past that many (and a slack) the others are trimmed, and the newest
 # trimmed id is remembered in the stream's `dropped` key (its name with `:dropped:` for
 # `:events:`). While the oldest event is younger than `max age` the check reads one entry.
+# Neither key expires: a log that falls silent still holds its newest `max events` when its
+# user comes back, however long after (the contract's promise).
 APPEND = (
     _SERVER_ID
     + """
@@ -46,7 +48,7 @@ end
 -- Drop what is both older than `cut_ms` and not among the newest `max_events`, and remember
 -- the newest id dropped. Reads the oldest entry alone when nothing is old enough (the usual
 -- case), and otherwise only the entries that go and the first one that stays.
-local function trim(key, len, max_events, cut_ms, idle)
+local function trim(key, len, max_events, cut_ms)
   if cut_ms <= 0 then return end
   local oldest = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
   if #oldest == 0 or not before(oldest[1][1], tostring(cut_ms)) then return end
@@ -56,33 +58,32 @@ local function trim(key, len, max_events, cut_ms, idle)
   if not before(cut, tostring(cut_ms)) then cut = tostring(cut_ms) end
   for i = #head, 1, -1 do
     if before(head[i][1], cut) then
-      redis.call('SET', string.gsub(key, ':events:', ':dropped:'), head[i][1], 'PX', idle)
+      redis.call('SET', string.gsub(key, ':events:', ':dropped:'), head[i][1])
       redis.call('XTRIM', key, 'MINID', cut)
       return
     end
   end
 end
 local streams = #KEYS - 3
-if ARGV[6] == '1' then
+if ARGV[5] == '1' then
   local gate = redis.call('GET', KEYS[2])
   if not gate then
-    redis.call('SADD', KEYS[3], ARGV[7])
+    redis.call('SADD', KEYS[3], ARGV[6])
     return -1
   end
   if gate ~= server_id() then
     redis.call('DEL', KEYS[2])
-    redis.call('SADD', KEYS[3], ARGV[7])
+    redis.call('SADD', KEYS[3], ARGV[6])
     return -2
   end
 end
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[8]) then
-  redis.call('SREM', KEYS[3], ARGV[7])
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[7]) then
+  redis.call('SREM', KEYS[3], ARGV[6])
   return 0
 end
 local body = ARGV[1]
 local max_events = tonumber(ARGV[2])
 local max_age = tonumber(ARGV[3])
-local idle = tonumber(ARGV[4])
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local parts = {}
@@ -90,20 +91,19 @@ for i = 1, streams do
   local key = KEYS[3 + i]
   local id = redis.call('XADD', key, '*', 'b', body)
   parts[i] = string.match(key, ':(%d+)$') .. ':' .. id
-  redis.call('PEXPIRE', key, idle)
   local len = redis.call('XLEN', key)
   if len > max_events + math.max(16, math.floor(max_events / 8)) and len % 32 == 0 then
-    trim(key, len, max_events, now_ms - max_age, idle)
+    trim(key, len, max_events, now_ms - max_age)
   end
 end
-redis.call(ARGV[9], ARGV[5], table.concat(parts, ',') .. '\\n' .. body)
-redis.call('SREM', KEYS[3], ARGV[7])
+redis.call(ARGV[8], ARGV[4], table.concat(parts, ',') .. '\\n' .. body)
+redis.call('SREM', KEYS[3], ARGV[6])
 return 1
 """
 )
 
 # Where a socket starts. KEYS: [1] stream, [2] base, [3] dropped.
-# ARGV: [1] the client's last event id, or '' for none; [2] idle expiry ms.
+# ARGV: [1] the client's last event id, or '' for none.
 # Returns {1, last_event_id, id1, body1, id2, body2, ...} or {0} when the client's id is not a
 # position of this log: neither an entry, nor the newest trimmed id, nor the base given to
 # it while the log was empty (and nothing was trimmed since). A log rebuilt after Redis lost
@@ -119,7 +119,7 @@ if after == '' then
   local base = redis.call('GET', KEYS[2])
   if not base then
     base = '0-0'
-    redis.call('SET', KEYS[2], base, 'PX', ARGV[2])
+    redis.call('SET', KEYS[2], base)
   end
   return {1, base}
 end
