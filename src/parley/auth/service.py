@@ -135,9 +135,10 @@ async def issue_tokens(
     *,
     family: str | None = None,
     refresh_token: str | None = None,
+    issued_at: datetime | None = None,
 ) -> TokenPair:
-    """A new access token and refresh token (random unless given); the refresh token is
-    stored hashed."""
+    """A new access token (issued now, or at `issued_at`) and refresh token (random unless
+    given); the refresh token is stored hashed."""
     refresh = refresh_token or tokens.new_secret()
     session.add(
         RefreshToken(
@@ -148,15 +149,18 @@ async def issue_tokens(
         )
     )
     await session.commit()
-    return _pair(user_id, refresh, settings)
+    return _pair(user_id, refresh, settings, issued_at)
 
 
-def _pair(user_id: int, refresh_token: str, settings: Settings) -> TokenPair:
+def _pair(
+    user_id: int, refresh_token: str, settings: Settings, issued_at: datetime | None = None
+) -> TokenPair:
     access = tokens.issue_access_token(
         user_id,
         key=settings.signing_key(),
         issuer=settings.jwt_issuer,
         ttl_seconds=settings.access_token_ttl_seconds,
+        issued_at=issued_at,
     )
     return TokenPair(access.token, access.expires_in, refresh_token)
 
@@ -168,8 +172,9 @@ async def rotate_refresh_token(
 
     Presented again within `refresh_reuse_interval_seconds` of its rotation (two tabs
     refreshing at once), while its successor is still unused and unrevoked, it gets that
-    same successor again (with a fresh access token). Any other reuse of a spent token is
-    taken as theft and revokes its whole family.
+    same pair again: the access token is issued at the rotation's time, so it is issued
+    again identically. Any other reuse of a spent token is taken as theft and revokes its
+    whole family.
 
     The successor is not random but derived from the old token under the signing key
     (`tokens.derive_secret`): the server can hand the same one out twice without keeping
@@ -194,7 +199,12 @@ async def rotate_refresh_token(
     row = result.first()
     if row is not None:
         return await issue_tokens(
-            session, row.user_id, settings, family=row.family, refresh_token=successor
+            session,
+            row.user_id,
+            settings,
+            family=row.family,
+            refresh_token=successor,
+            issued_at=now,
         )
     stored = await session.scalar(
         select(RefreshToken).where(RefreshToken.token_hash == tokens.hash_secret(refresh_token))
@@ -212,7 +222,7 @@ async def rotate_refresh_token(
             )
         )
         if live_successor is not None:
-            return _pair(live_successor, successor, settings)
+            return _pair(live_successor, successor, settings, issued_at=stored.used_at)
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family == stored.family, RefreshToken.revoked_at.is_(None))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import jwt
 
@@ -31,17 +32,26 @@ class AccessToken:
     expires_in: int
 
 
-def issue_access_token(user_id: int, *, key: str, issuer: str, ttl_seconds: int) -> AccessToken:
-    """A short-lived JWT whose subject is the user's id."""
+def issue_access_token(
+    user_id: int,
+    *,
+    key: str,
+    issuer: str,
+    ttl_seconds: int,
+    issued_at: datetime | None = None,
+) -> AccessToken:
+    """A short-lived JWT whose subject is the user's id, issued now or at `issued_at`.
+
+    The token is a function of its arguments (and of the second it was issued in), so the
+    one issued at a given time can be issued again, byte for byte. `expires_in` counts from
+    now.
+    """
     now = utcnow()
-    claims = {
-        "sub": str(user_id),
-        "iss": issuer,
-        "iat": now,
-        "exp": now + timedelta(seconds=ttl_seconds),
-        "typ": "access",
-    }
-    return AccessToken(jwt.encode(claims, key, algorithm=ALGORITHM), ttl_seconds)
+    issued = (issued_at or now).replace(microsecond=0)
+    expires = issued + timedelta(seconds=ttl_seconds)
+    claims = {"sub": str(user_id), "iss": issuer, "iat": issued, "exp": expires, "typ": "access"}
+    expires_in = max(0, min(ttl_seconds, math.ceil((expires - now).total_seconds())))
+    return AccessToken(jwt.encode(claims, key, algorithm=ALGORITHM), expires_in)
 
 
 # Tokens verified lately, with their user id and expiry: checking an HS256 signature and the
