@@ -185,10 +185,10 @@ async def add_member(
         serialize=(Chat.id, chat_id),
     )
     added = next(m for m in out.members if m.user_id == new_user_id)
-    others = [m.user_id for m in out.members if m.user_id != new_user_id]
     payload = {"chatId": chat_id, "userId": new_user_id, "member": as_json(added)}
-    emit(session, others, "member.added", payload)
+    # The newcomer learns of the chat first, then, as a member now, of the addition itself.
     emit(session, [new_user_id], "chat.created", as_json(out))
+    emit(session, [m.user_id for m in out.members], "member.added", payload)
     await session.commit()
     return out
 
