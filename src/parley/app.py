@@ -8,6 +8,7 @@ from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import PlainTextResponse
 
 from parley.apidocs import install_docs
 from parley.asgi import install_edge_middleware, install_socket_lane, new_app
@@ -100,7 +101,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(realtime_router, prefix=API_PREFIX)
     app.include_router(billing_router, prefix=API_PREFIX)
     app.include_router(billing_hooks_router)  # also served alone by `parley hooks`
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_api_route(
+        "/metrics",
+        metrics_endpoint,
+        methods=["GET"],
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"description": "this process's metrics, in Prometheus text format"}},
+    )
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

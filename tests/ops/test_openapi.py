@@ -33,6 +33,8 @@ CONTRACT_ROUTES = {
     ("post", "/api/v1/chats/{chat_id}/read"): "mark_read",
     ("get", "/api/v1/health/live"): "live",
     ("get", "/api/v1/health"): "health",
+    ("get", "/metrics"): "metrics_endpoint",
+    ("get", "/api/v1/ws"): "websocket_events",  # the WebSocket, documented as its handshake
 }
 
 
@@ -71,6 +73,18 @@ async def test_every_operation_id_names_the_route_it_documents(
         assert app.url_path_for(op["operationId"], **params) == path.format(**params)
     ids = [op["operationId"] for op in ops.values()]
     assert len(ids) == len(set(ids))
+
+
+async def test_the_socket_is_documented_and_a_plain_get_is_told_to_upgrade(
+    client: httpx.AsyncClient,
+) -> None:
+    op = operations(await openapi(client))[("get", "/api/v1/ws")]
+    assert {"101", "426"} <= set(op["responses"])
+    assert {p["name"] for p in op["parameters"]} == {"token", "lastEventId"}
+    plain = await client.get("/api/v1/ws", params={"token": "x"})
+    assert plain.status_code == 426
+    assert plain.headers["upgrade"] == "websocket"
+    assert "WebSocket" in plain.json()["detail"]
 
 
 async def test_bodies_are_camel_case_except_the_oauth2_token(client: httpx.AsyncClient) -> None:

@@ -43,6 +43,10 @@ _DESCRIPTIONS: dict[int, tuple[str, dict[str, Any] | None]] = {
     409: ("clashes with the current state", None),
     413: ("the request body is too large", None),
     422: ("the request is invalid", None),
+    426: (
+        "not a WebSocket handshake",
+        {"Upgrade": {"description": "websocket", "schema": {"type": "string"}}},
+    ),
     429: ("rate limited", _RETRY_AFTER),
     503: ("a dependency is unavailable", _RETRY_AFTER),
 }

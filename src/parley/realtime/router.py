@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Query, WebSocket, status
+from fastapi.responses import JSONResponse
 from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketState
 
 from parley.auth.deps import user_from_connection
 from parley.common.errors import DomainError
+from parley.common.responses import errors
 from parley.realtime.codec import PONG_FRAME, error_frame
 from parley.realtime.connection import Connection
 from parley.realtime.hub import Hub
@@ -107,6 +109,41 @@ def _forget_headers(websocket: WebSocket) -> None:
 # open (docs/performance.md, memory per idle socket). `create_app` serves the path by a
 # socket lane in front of its routes; this route serves a mount that bypasses that.
 router.add_websocket_route(SOCKET_PATH, websocket_events)
+
+SOCKET_DESCRIPTION = """\
+A WebSocket, not a REST route: open it with a WebSocket handshake (`GET` with `Upgrade:
+websocket`); a plain `GET` answers 426. Authenticate with `?token=<access_token>`, an
+`Authorization: Bearer` header, or the session cookie (from an allowed `Origin`). With
+`?lastEventId=<id>` the server first replays every event after that id that it still keeps
+(or sends `resync.required`), then `ready`, then live events. Frames, events and close
+codes: the API guide (docs/api.md, "Live events").
+"""
+
+
+@router.get(
+    SOCKET_PATH,
+    name="websocket_events",
+    operation_id="websocket_events",  # it documents that handler, the WebSocket's
+    summary="Live events (WebSocket)",
+    description=SOCKET_DESCRIPTION,
+    status_code=status.HTTP_426_UPGRADE_REQUIRED,
+    responses={
+        101: {"description": "the socket is open: events follow as JSON text frames"},
+        **errors(426),
+    },
+)
+async def websocket_events_without_upgrade(
+    token: Annotated[str | None, Query(description="an access token")] = None,
+    last_event_id: Annotated[
+        str | None, Query(alias="lastEventId", description="resume after this event id")
+    ] = None,
+) -> JSONResponse:
+    """A plain HTTP request to the socket's address: 426, naming the protocol to use."""
+    return JSONResponse(
+        {"detail": "this address is a WebSocket: open it with a WebSocket handshake"},
+        status_code=status.HTTP_426_UPGRADE_REQUIRED,
+        headers={"Upgrade": "websocket"},
+    )
 
 
 async def _refuse_for_now(
