@@ -111,3 +111,26 @@ async def test_a_log_that_falls_silent_is_kept(raw: aioredis.Redis) -> None:
         assert [await raw.pttl(key) for key in keys] == [-1, -1, -1]
     finally:
         await bus.close()
+
+
+async def test_a_log_written_when_logs_expired_loses_its_expiry(raw: aioredis.Redis) -> None:
+    """Logs of the version before carry a two-hour expiry: trimming one, or starting a socket
+    on it, makes it permanent, its stream with its newest trimmed id (never the id alone: a
+    trimmed id must not vouch for a log that expired and was begun anew)."""
+    bus = await _bus(max_age_seconds=0)
+    trimmed, opened = USER, USER + 1
+    try:
+        await _append(bus, 1, first_row=1)
+        stream = bus.layout.stream(trimmed)
+        await raw.pexpire(stream, 7_200_000)  # as the version before left it
+        await _append(bus, MAX_EVENTS * 4, first_row=2)  # XADD keeps an expiry; trimming not
+        assert await raw.exists(bus.layout.dropped(trimmed))
+        assert [await raw.pttl(stream), await raw.pttl(bus.layout.dropped(trimmed))] == [-1, -1]
+
+        other = bus.layout.stream(opened)
+        await raw.xadd(other, {"b": "{}"})
+        await raw.pexpire(other, 7_200_000)
+        await bus.position(opened, None)
+        assert await raw.pttl(other) == -1
+    finally:
+        await bus.close()

@@ -34,7 +34,10 @@ end
 # trimmed id is remembered in the stream's `dropped` key (its name with `:dropped:` for
 # `:events:`). While the oldest event is younger than `max age` the check reads one entry.
 # Neither key expires: a log that falls silent still holds its newest `max events` when its
-# user comes back, however long after (the contract's promise).
+# user comes back, however long after (the contract's promise). Logs written before that
+# (which expired two hours after their last event) lose their expiry when trimmed, and when
+# their user's socket starts (POSITION); until then the stream always outlives its
+# `dropped` key, so a trimmed id never vouches for a log that was collected and begun anew.
 APPEND = (
     _SERVER_ID
     + """
@@ -59,6 +62,7 @@ local function trim(key, len, max_events, cut_ms)
   for i = #head, 1, -1 do
     if before(head[i][1], cut) then
       redis.call('SET', string.gsub(key, ':events:', ':dropped:'), head[i][1])
+      redis.call('PERSIST', key)
       redis.call('XTRIM', key, 'MINID', cut)
       return
     end
@@ -110,6 +114,7 @@ return 1
 # data has none of a client's old ids, so the client is told to resync instead of silently
 # missing what was lost.
 POSITION = """
+for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
 local after = ARGV[1]
 local head = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local head_id = false
