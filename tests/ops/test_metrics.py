@@ -29,6 +29,13 @@ async def metrics(client: httpx.AsyncClient) -> str:
     return resp.text
 
 
+async def test_a_head_request_is_answered_like_get(client: httpx.AsyncClient) -> None:
+    """Some probes check an endpoint with HEAD: it answers as GET does, without the body."""
+    resp = await client.head("/metrics")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/plain")
+
+
 async def test_requests_are_counted_by_route_template(
     client: httpx.AsyncClient, alice: Account
 ) -> None:
