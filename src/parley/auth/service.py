@@ -222,7 +222,10 @@ async def rotate_refresh_token(
             )
         )
         if live_successor is not None:
-            return _pair(live_successor, successor, settings, issued_at=stored.used_at)
+            # The rotation's access token again, unless it has expired since.
+            age = now - stored.used_at if stored.used_at else timedelta.max
+            fresh = age >= timedelta(seconds=settings.access_token_ttl_seconds)
+            return _pair(live_successor, successor, settings, None if fresh else stored.used_at)
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family == stored.family, RefreshToken.revoked_at.is_(None))
