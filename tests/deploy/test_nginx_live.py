@@ -146,8 +146,8 @@ async def test_rest_and_websocket_session_through_nginx(behind_nginx: str) -> No
             await ws.send('{"type":"ping"}')
             # Bob's `chat.created` may come first: when the fast path is closed, the relay
             # publishes it a moment later, after this socket has opened.
-            while json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] != "pong":
-                pass
+            while (frame := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] != "pong":
+                assert frame["type"] == "chat.created", frame
             # Several sends, so that in services mode both app processes take some.
             sent = []
             for i in range(6):

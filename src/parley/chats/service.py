@@ -158,7 +158,7 @@ async def add_member(
     session: AsyncSession, *, chat_id: int, user_id: int, new_user_id: int
 ) -> ChatOut:
     """Add someone to a group chat; any member may, up to the limit of the owner's plan
-    (402). The newcomer gets `chat.created`.
+    (402). The newcomer gets `chat.created`, then, like every member, `member.added`.
 
     The membership's primary key settles concurrent adds of the same person: one wins, the
     other answers 409.
