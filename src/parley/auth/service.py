@@ -223,8 +223,8 @@ async def rotate_refresh_token(
         )
         if live_successor is not None:
             # The rotation's access token again, unless it has expired since.
-            age = now - stored.used_at if stored.used_at else timedelta.max
-            fresh = age >= timedelta(seconds=settings.access_token_ttl_seconds)
+            access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+            fresh = stored.used_at is None or now - stored.used_at >= access_ttl
             return _pair(live_successor, successor, settings, None if fresh else stored.used_at)
     await session.execute(
         update(RefreshToken)
