@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from typing import Any
 
 import httpx
 
-from tests.chats.conftest import CHATS, create_group, list_messages
+from tests.chats.conftest import CHATS, create_group, list_messages, send
 from tests.fixtures.users import Account
+from tests.jobs.conftest import listening
 
 N = 8
 
@@ -153,3 +155,36 @@ async def test_a_chat_list_read_while_messages_arrive_counts_up_to_its_last_mess
     ]
     assert len(listings) > 20
     assert wrong == []
+
+
+async def test_an_edit_racing_a_delete_never_brings_the_text_back(
+    app: Any, client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    """Edits and deletes of one message at once: one delete wins, and no edit is written or
+    announced after it (the contract erases a deleted message's text)."""
+    chat = await create_group(client, alice, bob)
+    async with listening(app, bob.id) as events:
+        for round_ in range(4):
+            sent = await send(client, alice, chat["id"], f"round {round_}")
+            url = f"/api/v1/messages/{sent['id']}"
+            calls = [
+                client.delete(url, headers=alice.headers)
+                if i % 3 == 2
+                else client.patch(url, json={"text": f"secret {i}"}, headers=alice.headers)
+                for i in range(N)
+            ]
+            answers = await asyncio.gather(*calls)
+            deletes = [r.status_code for r in answers if r.request.method == "DELETE"]
+            edits = [r.status_code for r in answers if r.request.method == "PATCH"]
+            assert Counter(deletes) == {204: 1, 404: len(deletes) - 1}, deletes
+            assert set(edits) <= {200, 404}, [r.text for r in answers]
+
+            marker = await send(client, alice, chat["id"], f"after round {round_}")
+            await events.next("message.created", lambda d, m=marker: d["id"] == m["id"])
+            about = [e["type"] for e in events.seen if e["data"].get("id") == sent["id"]]
+            assert about.count("message.deleted") == 1, about
+            assert about[-1] == "message.deleted", about
+            assert about.count("message.updated") == edits.count(200), (about, edits)
+            assert sent["id"] not in [
+                m["id"] for m in (await list_messages(client, bob, chat["id"]))["items"]
+            ]

@@ -312,6 +312,25 @@ async def _visible_message(session: AsyncSession, message_id: int, user_id: int)
     return message
 
 
+async def _write_unless_deleted(session: AsyncSession, message: Message, **values: object) -> None:
+    """Write `values` to a message read as visible, unless it has been deleted since.
+
+    The check and the write are one conditional UPDATE: an edit racing a delete must not
+    put text back into a deleted message, nor two deletes both report one. The UPDATE
+    takes the row's lock (PostgreSQL) or the database's write lock (SQLite) until commit,
+    so whoever comes second sees the first one's outcome: NotFound once it is deleted.
+    """
+    written = await session.scalar(
+        update(Message)
+        .where(Message.id == message.id, Message.deleted_at.is_(None))
+        .values(**values)
+        .returning(Message.id)
+    )
+    if written is None:
+        await session.rollback()
+        raise NotFound(MESSAGE_NOT_FOUND)
+
+
 async def edit_message(
     session: AsyncSession, *, message_id: int, user_id: int, text: str
 ) -> MessageOut:
@@ -320,8 +339,7 @@ async def edit_message(
     if message.author_id != user_id:
         raise Forbidden("only the author may edit a message")
     if message.text != text:
-        message.text = text
-        message.edited_at = utcnow()
+        await _write_unless_deleted(session, message, text=text, edited_at=utcnow())
         await previews.sync_previews(session, message)
         await session.flush()
         out = presenters.message_out(message)
@@ -339,8 +357,7 @@ async def delete_message(session: AsyncSession, *, message_id: int, user_id: int
         member = await membership(session, message.chat_id, user_id)
         if member.role != "owner":
             raise Forbidden("only the author or the chat owner may delete a message")
-    message.deleted_at = utcnow()
-    message.text = ""
+    await _write_unless_deleted(session, message, deleted_at=utcnow(), text="")
     await previews.sync_previews(session, message)
     members = await presenters.member_ids(session, message.chat_id)
     emit(session, members, "message.deleted", {"id": message.id, "chatId": message.chat_id})
