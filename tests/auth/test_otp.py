@@ -74,7 +74,14 @@ async def test_enable_with_a_wrong_code_is_400_and_changes_nothing(
     client: httpx.AsyncClient, alice: Account
 ) -> None:
     secret = await setup(client, alice)
-    for bad in (wrong_code(secret), "abcdef", "12345", "1234567", "------"):
+    # The right code in digits of another script, or superscripts: digits to str.isdigit().
+    fullwidth = "".join(chr(0xFF10 + int(digit)) for digit in code_at(secret))
+    others = (
+        "\u0661\u0662\u0663\u0664\u0665\u0666",
+        "\u00b9\u00b2\u00b3\u2074\u2075\u2076",
+        fullwidth,
+    )
+    for bad in (wrong_code(secret), "abcdef", "12345", "1234567", "------", *others):
         resp = await client.post(ENABLE, json={"code": bad}, headers=alice.headers)
         assert resp.status_code == 400, (bad, resp.text)
     assert await otp_enabled(client, alice) is False
@@ -126,6 +133,11 @@ async def test_login_then_needs_the_code(client: httpx.AsyncClient, alice: Accou
         TOKEN, data={"username": "alice", "password": PASSWORD, "otp": "not-a-code"}
     )
     assert garbage.json()["detail"] == "invalid_otp"
+    arabic = await client.post(
+        TOKEN, data={"username": "alice", "password": PASSWORD, "otp": "١٢٣٤٥٦"}
+    )
+    assert_unauthenticated(arabic)
+    assert arabic.json()["detail"] == "invalid_otp"
     right = await client.post(
         TOKEN, data={"username": "alice", "password": PASSWORD, "otp": code_at(secret)}
     )

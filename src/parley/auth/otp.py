@@ -29,7 +29,8 @@ def matching_step(secret: str, code: str, *, now: float | None = None) -> int | 
     a code cannot be replayed.
     """
     code = code.strip().replace(" ", "")
-    if not (code.isdigit() and len(code) == 6):
+    # isdigit() alone also takes other scripts' digits, which compare_digest refuses.
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
         return None
     totp = pyotp.TOTP(secret)
     current = int((time.time() if now is None else now) // totp.interval)  # RFC 6238's T
