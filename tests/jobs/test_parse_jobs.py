@@ -174,6 +174,10 @@ async def test_only_http_urls_are_accepted(
     [
         {"url": "http://example.com/", "runAt": "2030-01-01T10:00:00"},  # no offset
         {"url": "http://example.com/", "runAt": "tomorrow"},
+        {
+            "url": "http://example.com/",
+            "runAt": "9999-12-31T23:59:59-14:00",
+        },  # past year 9999 in UTC
         {"url": "http://example.com/", "extra": 1},
         {},
     ],

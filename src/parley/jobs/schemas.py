@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, Field, field_validator
@@ -27,6 +27,17 @@ class ParseJobIn(RequestModel):
         # Pydantic would read a number as seconds since 1970; the schema says a date-time.
         if isinstance(value, int | float):
             raise ValueError("runAt must be an ISO 8601 date-time with an offset")
+        return value
+
+    @field_validator("run_at")
+    @classmethod
+    def _a_time_in_utc_range(cls, value: datetime | None) -> datetime | None:
+        # It is stored in UTC: 9999-12-31T23:59:59-14:00 is after the last datetime.
+        if value is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("runAt is out of range") from None
         return value
 
     @field_validator("url")
