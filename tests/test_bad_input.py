@@ -499,3 +499,24 @@ async def test_odd_headers_do_not_break_authentication(
     for headers in weird:
         resp = await client.get("/api/v1/users/me", headers=headers)
         assert resp.status_code == 401, headers
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nope", "/api/v1/chats/1/nope", "/api/v1/chats/", "/hooks/nope"]
+)
+async def test_any_method_on_an_unknown_api_path_is_404(
+    client: httpx.AsyncClient, world: World, method: str, path: str
+) -> None:
+    """Not 405: the web page's GET route matches every path, but nothing is at these."""
+    resp = await client.request(method, path, headers=world.alice.headers)
+    assert resp.status_code == 404, (method, path, resp.text)
+    assert "allow" not in resp.headers
+
+
+async def test_a_wrong_method_on_the_web_page_names_its_methods(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    resp = await client.post("/", headers=world.alice.headers)
+    assert resp.status_code == 405
+    assert resp.headers["allow"] == "GET, HEAD"

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.common.errors import DomainError, Unavailable
 from parley.db.outage import is_database_outage
-from parley.webpage import api_methods
+from parley.webpage import allowed_methods
 
 log = structlog.get_logger("parley.errors")
 
@@ -86,7 +86,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"detail": [issue]}, status_code=422)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        headers["Allow"] = ", ".join(api_methods(request))
+        # The web page's GET route matches every path, so a method it does not take at a path
+        # no route has comes here as a 405; there is nothing at that path: 404.
+        allowed = allowed_methods(request)
+        if not allowed:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        headers["Allow"] = ", ".join(allowed)
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=headers)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)

@@ -71,6 +71,16 @@ def install_web_page(app: FastAPI, *, csp_sources: CspSources | None = None) -> 
         )
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route takes at the request's path: the app's, or else the web
+    page's (GET and HEAD) outside the API; none for an API path that has no route."""
+    methods = api_methods(request)
+    if methods or str(request.scope["path"]).lstrip("/").startswith(_API_PREFIXES):
+        return methods
+    page = any(getattr(r, "name", None) == ROUTE_NAME for r in request.app.router.routes)
+    return ["GET", "HEAD"] if page else []
+
+
 def api_methods(request: Request) -> list[str]:
     """The methods the app's routes (not the web page's) take at the request's path.
 
