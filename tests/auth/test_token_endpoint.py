@@ -192,3 +192,20 @@ async def test_authlib_raises_on_refusals(app: Any, alice: Account) -> None:
         with pytest.raises(OAuthError) as stale:
             await oauth.refresh_token(BASE_URL + TOKEN, refresh_token="never-issued")
         assert stale.value.error == "invalid_grant"
+
+
+async def test_every_answer_with_a_credential_or_secret_is_not_cached(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    """RFC 6749 §5.1 for the token endpoint; the same for the other routes that hand out a
+    token pair, a session cookie with its CSRF token, or a TOTP secret."""
+    refreshed = await client.post(
+        "/api/v1/auth/refresh", json={"refreshToken": alice.refresh_token}
+    )
+    login = await client.post(
+        "/api/v1/auth/login", data={"username": "alice", "password": PASSWORD}
+    )
+    setup = await client.post("/api/v1/auth/otp/setup", headers=alice.headers)
+    for resp in (refreshed, login, setup):
+        assert resp.status_code == 200, (resp.url, resp.text)
+        assert resp.headers["cache-control"] == "no-store", resp.url

@@ -38,7 +38,7 @@ router = APIRouter(tags=["auth"], responses=errors(*ANY_ROUTE))
 FormUsername = Annotated[str, Form(min_length=1, max_length=64)]
 FormPassword = Annotated[str, Form(min_length=1, max_length=256)]
 FormOtp = Annotated[str | None, Form(max_length=16)]
-# No caching of answers that carry credentials (RFC 6749 §5.1).
+# No caching of answers that carry credentials or secrets (RFC 6749 §5.1).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 TOKEN_REFUSED: dict[int | str, dict[str, Any]] = {
     status_code: {"model": oauth2.OAuthErrorOut, "description": description}
@@ -136,8 +136,11 @@ router.add_api_route(
 
 
 @router.post("/auth/refresh", dependencies=[Depends(limit_refresh)], responses=errors(401, 429))
-async def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokenOut:
+async def refresh(
+    body: RefreshIn, response: Response, session: SessionDep, settings: SettingsDep
+) -> TokenOut:
     """Trade a refresh token for a new pair; the old one dies."""
+    response.headers.update(NO_STORE)
     return _token_out(await service.rotate_refresh_token(session, body.refresh_token, settings))
 
 
@@ -148,8 +151,9 @@ async def logout(body: RefreshIn, session: SessionDep) -> None:
 
 
 @router.post("/auth/otp/setup", responses=errors(*SIGNED_IN, 409))
-async def otp_setup(user: CurrentUser, session: SessionDep) -> OtpSetupOut:
+async def otp_setup(user: CurrentUser, response: Response, session: SessionDep) -> OtpSetupOut:
     """A new TOTP secret to scan; two-factor turns on only after `/auth/otp/enable`."""
+    response.headers.update(NO_STORE)
     secret, uri = await service.begin_otp_setup(session, user)
     return OtpSetupOut(secret=secret, otpauth_uri=uri)
 
@@ -191,6 +195,7 @@ async def login(
     otp: FormOtp = None,
 ) -> SessionOut:
     """Browser login: sets an HttpOnly session cookie and returns the CSRF token."""
+    response.headers.update(NO_STORE)
     settings = resources.settings
     user = await _authenticated_user(
         request, session, resources, username=username, password=password, otp=otp
