@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.common.errors import DomainError, Unavailable
@@ -43,11 +44,20 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _describe_file(file: UploadFile) -> str:
+    return f"a file ({file.filename})" if file.filename else "a file"
+
+
+# Inputs echoed by description: a form field sent as a file would otherwise be echoed as
+# the file object's private state (its spooled file, size limits, temporary-file options).
+_NOT_ECHOED: dict[Any, Any] = {UploadFile: _describe_file}
+
+
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     """422 with the validation errors, which echo the input: it may hold NaN or bad text."""
     assert isinstance(exc, RequestValidationError)
     try:
-        detail = _json_safe(jsonable_encoder(exc.errors()))
+        detail = _json_safe(jsonable_encoder(exc.errors(), custom_encoder=_NOT_ECHOED))
     except RecursionError:  # an absurdly nested input: leave it out
         detail = [
             _json_safe({k: v for k, v in e.items() if k in ("type", "loc", "msg")})
@@ -74,6 +84,22 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 _UNPARSABLE_BODY = "There was an error parsing the body"
 
 
+def unparsable_body(exc: StarletteHTTPException) -> RequestValidationError | None:
+    """The framework's 400 for a body it could not parse, as the validation error it is.
+
+    FastAPI raises it for bytes that are not JSON; Starlette for a form it cannot read (too
+    many fields or files, a multipart body without a boundary or a part without a name).
+    Parley itself raises no 400 of this class.
+    """
+    if exc.status_code != 400:
+        return None
+    if exc.detail == _UNPARSABLE_BODY:
+        issue = {"type": "json_invalid", "loc": ("body",), "msg": "the body is not valid JSON"}
+    else:
+        issue = {"type": "form_invalid", "loc": ("body",), "msg": str(exc.detail)}
+    return RequestValidationError([issue])
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Framework errors (404 no route, 405 wrong method, an unparsable body) in our shape.
 
@@ -81,9 +107,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     error. A 405 lists every method of the path in `Allow`, not only the first route's.
     """
     assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
-        issue = {"type": "json_invalid", "loc": ["body"], "msg": "the body is not valid JSON"}
-        return JSONResponse({"detail": [issue]}, status_code=422)
+    invalid = unparsable_body(exc)
+    if invalid is not None:
+        return await _invalid_request(request, invalid)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         # The web page's GET route matches every path, so a method it does not take at a path

@@ -209,3 +209,35 @@ async def test_every_answer_with_a_credential_or_secret_is_not_cached(
     for resp in (refreshed, login, setup):
         assert resp.status_code == 200, (resp.url, resp.text)
         assert resp.headers["cache-control"] == "no-store", resp.url
+
+
+async def test_a_form_that_cannot_be_read_is_invalid_request(client: httpx.AsyncClient) -> None:
+    too_many = "&".join(f"f{i}=x" for i in range(1001))
+    no_boundary = ("a=1", "multipart/form-data")
+    nameless = (
+        b"--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n--B--\r\n",
+        "multipart/form-data; boundary=B",
+    )
+    for content, content_type in [
+        (too_many, "application/x-www-form-urlencoded"),
+        no_boundary,
+        nameless,
+    ]:
+        resp = await client.post(TOKEN, content=content, headers={"Content-Type": content_type})
+        body = assert_oauth_error(resp, 422, "invalid_request")
+        assert body["detail"][0]["loc"] == ["body"], body
+        login = await client.post(
+            "/api/v1/auth/login", content=content, headers={"Content-Type": content_type}
+        )
+        assert login.status_code == 422, login.text
+
+
+async def test_a_field_sent_as_a_file_is_described_not_dumped(client: httpx.AsyncClient) -> None:
+    resp = await client.post(
+        TOKEN,
+        files={"username": ("name.txt", b"alice", "text/plain")},
+        data={"password": PASSWORD},
+    )
+    body = assert_oauth_error(resp, 422, "invalid_request")
+    assert body["detail"][0]["input"] == "a file (name.txt)", body
+    assert "_max_size" not in resp.text

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.common.errors import BadRequest, Unauthorized
 
@@ -49,6 +50,8 @@ def error_code(exc: Exception) -> ErrorCode | None:
     """RFC 6749's name for why the token endpoint refused; None for other failures (429, 503)."""
     if isinstance(exc, RequestValidationError):
         return "invalid_request"
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 400:
+        return "invalid_request"  # a form that could not be parsed (the app answers 422)
     if isinstance(exc, UnsupportedGrantType):
         return "unsupported_grant_type"
     if isinstance(exc, Unauthorized):  # bad credentials, refresh token or one-time code
