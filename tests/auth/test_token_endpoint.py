@@ -211,6 +211,26 @@ async def test_every_answer_with_a_credential_or_secret_is_not_cached(
         assert resp.headers["cache-control"] == "no-store", resp.url
 
 
+@pytest.mark.parametrize(
+    "form",
+    [
+        "grant_type=password&grant_type=refresh_token&username=alice&password=" + PASSWORD,
+        "grant_type=refresh_token&grant_type=password&username=alice&password=" + PASSWORD,
+        f"username=bob&username=alice&password={PASSWORD}",
+    ],
+    ids=["grant-type-first-password", "grant-type-first-refresh", "username"],
+)
+async def test_a_parameter_sent_twice_is_invalid_request(
+    client: httpx.AsyncClient, alice: Account, form: str
+) -> None:
+    """RFC 6749 §3.2: not the last value winning, which a proxy may read differently."""
+    resp = await client.post(
+        TOKEN, content=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    body = assert_oauth_error(resp, 422, "invalid_request")
+    assert body["detail"][0]["type"] == "repeated"
+
+
 async def test_a_form_that_cannot_be_read_is_invalid_request(client: httpx.AsyncClient) -> None:
     too_many = "&".join(f"f{i}=x" for i in range(1001))
     no_boundary = ("a=1", "multipart/form-data")

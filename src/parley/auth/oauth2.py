@@ -9,7 +9,7 @@ token.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Literal
 
 from fastapi import Request, Response
@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.common.errors import BadRequest, Unauthorized
@@ -44,6 +45,19 @@ def missing_field(name: str) -> RequestValidationError:
     return RequestValidationError(
         [{"type": "missing", "loc": ("body", name), "msg": "Field required", "input": None}]
     )
+
+
+def check_not_repeated(form: FormData, names: Iterable[str]) -> None:
+    """RFC 6749 §3.2: a request parameter must not be sent more than once (`invalid_request`).
+
+    Otherwise the form's last value would silently win: `grant_type` or `username` sent
+    twice, each reading a different one, is how a proxy and a server come to disagree.
+    """
+    for name in names:
+        if len(form.getlist(name)) > 1:
+            raise RequestValidationError(
+                [{"type": "repeated", "loc": ("body", name), "msg": "given more than once"}]
+            )
 
 
 def error_code(exc: Exception) -> ErrorCode | None:

@@ -50,6 +50,9 @@ TOKEN_REFUSED: dict[int | str, dict[str, Any]] = {
 }
 
 
+TOKEN_PARAMETERS = ("grant_type", "username", "password", "otp", "refresh_token")
+
+
 def _token_out(pair: service.TokenPair) -> TokenOut:
     return TokenOut(
         access_token=pair.access_token,
@@ -108,6 +111,7 @@ async def token(
 ) -> TokenOut:
     """OAuth2 token endpoint (RFC 6749): the password grant, or a refresh (§6)."""
     response.headers.update(NO_STORE)
+    oauth2.check_not_repeated(await request.form(), TOKEN_PARAMETERS)
     if grant_type in (None, oauth2.PASSWORD_GRANT):
         if username is None:
             raise oauth2.missing_field("username")
