@@ -520,3 +520,27 @@ async def test_a_wrong_method_on_the_web_page_names_its_methods(
     resp = await client.post("/", headers=world.alice.headers)
     assert resp.status_code == 405
     assert resp.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/health", "/api/v1/users/me", "/api/v1/chats", "/metrics", "/", "/api/v1/nope"]
+)
+async def test_head_answers_as_get_does_without_the_body(
+    client: httpx.AsyncClient, world: World, path: str
+) -> None:
+    """RFC 9110 §9.1: every resource that answers GET answers HEAD (uptime probes use it)."""
+    got = await client.get(path, headers=world.alice.headers)
+    head = await client.head(path, headers=world.alice.headers)
+    assert head.status_code == got.status_code, (path, head.text)
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.content == b""
+
+
+async def test_head_where_there_is_no_get_is_405_naming_the_methods(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    resp = await client.head("/api/v1/auth/token")
+    assert resp.status_code == 405
+    assert resp.headers["allow"] == "POST"
+    chats = await client.put("/api/v1/chats", headers=world.alice.headers)
+    assert chats.headers["allow"] == "GET, HEAD, POST"

@@ -110,7 +110,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_class=PlainTextResponse,
         responses={200: {"description": "this process's metrics, in Prometheus text format"}},
     )
-    app.add_route("/metrics", metrics_endpoint, methods=["HEAD"], include_in_schema=False)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

@@ -85,12 +85,13 @@ def api_methods(request: Request) -> list[str]:
     """The methods the app's routes (not the web page's) take at the request's path.
 
     Asked of each route by matching the path with each method: routers may be nested, and
-    matching is the one thing every route answers.
+    matching is the one thing every route answers. HEAD wherever GET is: the edge middleware
+    answers it as a GET without the body.
     """
     routes = [r for r in request.app.router.routes if getattr(r, "name", None) != ROUTE_NAME]
     methods = []
     for method in _METHODS:
-        scope = {**request.scope, "method": method}
+        scope = {**request.scope, "method": "GET" if method == "HEAD" else method}
         if any(route.matches(scope)[0] == Match.FULL for route in routes):
             methods.append(method)
     return methods

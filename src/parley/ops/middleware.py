@@ -68,6 +68,12 @@ class RequestMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
+        method = scope["method"]
+        head = method == "HEAD"
+        if head:
+            # Every GET answers HEAD (RFC 9110 §9.1), but FastAPI's routes take only the
+            # methods they declare: the app answers a GET, and the body is left out here.
+            scope = {**scope, "method": "GET"}
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, response_started
@@ -78,6 +84,10 @@ class RequestMiddleware:
                     *message.get("headers", []),
                     (REQUEST_ID_HEADER, request_id.encode()),
                 ]
+            elif head and message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
             await send(message)
 
         length = headers.get(b"content-length", b"")
@@ -90,7 +100,6 @@ class RequestMiddleware:
             await self._capped(scope, receive, send_wrapper)
 
         elapsed = time.perf_counter() - started
-        method = scope["method"]
         template = _route_template(scope)
         _requests(method, template, status).inc()
         _latency(method, template).observe(elapsed)
