@@ -266,6 +266,10 @@ OTHER_KEY = "another-secret-key-that-is-long-enough-000"
         pytest.param(str(2**70), TEST_SECRET, {}, id="subject out of range"),
         pytest.param("-1", TEST_SECRET, {}, id="negative subject"),
         pytest.param("0", TEST_SECRET, {}, id="zero subject"),
+        pytest.param(" SELF ", TEST_SECRET, {}, id="subject with spaces"),
+        pytest.param("+SELF", TEST_SECRET, {}, id="subject with a sign"),
+        pytest.param("0SELF", TEST_SECRET, {}, id="subject with a leading zero"),
+        pytest.param("ARABIC", TEST_SECRET, {}, id="subject in other digits"),
     ],
 )
 async def test_forged_or_foreign_tokens_are_401(
@@ -275,7 +279,11 @@ async def test_forged_or_foreign_tokens_are_401(
     key: str,
     overrides: dict[str, Any],
 ) -> None:
-    token = access_token(str(alice.id) if sub == "SELF" else sub, key=key, **overrides)
+    if sub == "ARABIC":
+        sub = "".join(chr(0x0660 + int(digit)) for digit in str(alice.id))
+    elif sub is not None:
+        sub = sub.replace("SELF", str(alice.id))
+    token = access_token(sub, key=key, **overrides)
     assert_unauthenticated(await client.get(ME, headers=bearer(token)))
 
 

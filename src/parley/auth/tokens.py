@@ -88,7 +88,9 @@ def _verify(token: str, *, key: str, issuer: str) -> tuple[int, float]:
         if claims.get("typ") != "access":
             raise InvalidTokenError("not an access token")
         user_id = int(claims["sub"])
-        if not 1 <= user_id <= MAX_ID:
+        # Only the form the server writes: int() also takes spaces, signs, zeros and
+        # other scripts' digits, and one user must not have many subjects.
+        if not 1 <= user_id <= MAX_ID or claims["sub"] != str(user_id):
             raise InvalidTokenError("subject is not a user id")
         return user_id, float(claims["exp"])
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
