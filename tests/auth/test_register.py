@@ -134,6 +134,7 @@ async def test_password_of_exactly_8_chars_is_enough(client: httpx.AsyncClient) 
         {"username": "alice", "password": PASSWORD, "displayName": 42},
         {"username": "alice", "password": PASSWORD, "displayName": ""},
         {"username": "alice", "password": PASSWORD, "displayName": "   "},
+        {"username": "alice", "password": PASSWORD, "displayName": "\u200b\u3164"},
         {"username": "alice", "password": PASSWORD, "displayName": "x" * 65},
         {"username": "alice", "password": "x" * 257},
         {"username": "alice", "password": PASSWORD, "isAdmin": True},

@@ -23,6 +23,16 @@ from tests.fixtures.users import Account
 MESSAGE_KEYS = {"id", "chatId", "authorId", "text", "clientId", "createdAt", "editedAt", "previews"}
 
 
+# Texts that show as nothing: zero-width space and joiner, a byte-order mark, a direction
+# mark, the Hangul filler, the blank Braille pattern.
+INVISIBLE_TEXTS = [
+    {"text": "\u200b"},
+    {"text": " \u200d\ufeff "},
+    {"text": "\u200e\u3164"},
+    {"text": "\u2800\u2800"},
+]
+
+
 def url(chat_id: int) -> str:
     return f"{CHATS}/{chat_id}/messages"
 
@@ -52,7 +62,18 @@ async def test_send_answers_201_with_the_message(
     assert (await list_messages(client, bob, chat["id"]))["items"] == [message]
 
 
-@pytest.mark.parametrize("text", ["x", "x" * 4000, " padded ", "émoji 😀 and 中文", "line\nbreak"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x",
+        "x" * 4000,
+        " padded ",
+        "émoji 😀 and 中文",
+        "line\nbreak",
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # one emoji, joined by zero-width joiners
+        "\u200bword",
+    ],
+)
 async def test_texts_of_1_to_4000_chars_are_kept_verbatim(
     client: httpx.AsyncClient, alice: Account, text: str
 ) -> None:
@@ -67,6 +88,7 @@ async def test_texts_of_1_to_4000_chars_are_kept_verbatim(
         {"text": ""},
         {"text": " "},
         {"text": " \n\t "},
+        *INVISIBLE_TEXTS,
         {"text": "x" * 4001},
         {"text": None},
         {"text": 5},
@@ -322,7 +344,15 @@ async def test_only_the_author_may_edit(
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"text": ""}, {"text": "   "}, {"text": "x" * 4001}, {"text": 1}, {"text": "a", "x": 1}],
+    [
+        {},
+        {"text": ""},
+        {"text": "   "},
+        *INVISIBLE_TEXTS,
+        {"text": "x" * 4001},
+        {"text": 1},
+        {"text": "a", "x": 1},
+    ],
     ids=repr,
 )
 async def test_bad_edit_bodies_are_422(

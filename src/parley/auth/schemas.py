@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, field_validator
 
 from parley.common.schemas import CamelModel, RequestModel
+from parley.common.text import is_blank
 
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
 
@@ -33,7 +34,7 @@ class RegisterIn(RequestModel):
     @field_validator("display_name")
     @classmethod
     def _display_name_text(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
+        if value is not None and is_blank(value):
             raise ValueError("displayName must not be blank")
         return value.strip() if value is not None else None
 

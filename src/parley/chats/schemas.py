@@ -9,13 +9,14 @@ from pydantic import Field, StringConstraints, field_validator
 
 from parley.common.ids import Id
 from parley.common.schemas import CamelModel, RequestModel
+from parley.common.text import is_blank
 
 # At least one character that is not white space.
 MessageText = Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=r"\S")]
 
 
 def _not_blank(value: str) -> str:
-    if not value.strip():
+    if is_blank(value):
         raise ValueError("text must not be blank")
     return value
 
