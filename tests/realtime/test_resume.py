@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote
+
+import pytest
 
 from tests.fixtures.apps import LOG_MAX_EVENTS
 from tests.fixtures.servers import ServerProcess
@@ -90,6 +93,32 @@ async def test_a_malformed_last_event_id_asks_for_a_resync(
     bob = await make_user(server_a, "bob")
     sock = await open_socket(server_a, bob, "lastEventId=garbage")
     assert (await sock.next())["type"] == "resync.required"
+
+
+@pytest.mark.parametrize(
+    "last_event_id",
+    [
+        "\N{SUPERSCRIPT TWO}-0",  # str.isdigit() says yes, int() says no
+        "\N{ARABIC-INDIC DIGIT ONE}-\N{ARABIC-INDIC DIGIT ZERO}",  # int() reads it, Redis not
+        "\N{FULLWIDTH DIGIT ONE}-\N{FULLWIDTH DIGIT ZERO}",
+        "9" * 38 + "-0",
+        f"{2**64}-0",  # one past an unsigned 64-bit part
+        f"1714556400123-{2**64}",
+        "1714556400123-" + "9" * 20,
+        f"{2**64 - 1}-{2**64 - 1}",  # well-formed, the largest: not a position of the log
+    ],
+)
+async def test_an_id_no_log_can_hold_asks_for_a_resync(
+    server_a: ServerProcess, open_socket: Any, last_event_id: str
+) -> None:
+    """Ids of non-ASCII digits or with a part beyond Redis's unsigned 64 bits are bogus ids
+    like any other: `resync.required`, then `ready`, and the socket is live."""
+    bob = await make_user(server_a, "bob")
+    sock = await open_socket(server_a, bob, f"lastEventId={quote(last_event_id)}")
+    assert (await sock.next())["type"] == "resync.required"
+    assert sock.ready is not None
+    await sock.send({"type": "ping"})
+    assert await sock.next() == {"type": "pong"}
 
 
 async def test_a_socket_that_saw_no_event_resumes_from_its_ready_position(

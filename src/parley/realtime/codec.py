@@ -23,8 +23,10 @@ EPHEMERAL_TYPES = frozenset({"typing", "presence"})
 RESYNC_FRAME = '{"type":"resync.required"}'
 PONG_FRAME = '{"type":"pong"}'
 
-# Event ids are Redis Stream ids: "<milliseconds>-<sequence>".
+# Event ids are Redis Stream ids: "<milliseconds>-<sequence>", each part an unsigned 64-bit
+# integer (Redis refuses any other as an invalid stream id).
 MAX_EVENT_ID_LENGTH = 48
+MAX_EVENT_ID_PART = 2**64 - 1
 
 
 class Frame(NamedTuple):
@@ -79,9 +81,21 @@ def error_frame(detail: str) -> str:
 def parse_event_id(event_id: str) -> tuple[int, int] | None:
     """`"<ms>-<seq>"` as a comparable pair; None when it is not an id this server makes."""
     left, sep, right = event_id.partition("-")
-    if not sep or not left.isdigit() or not right.isdigit() or len(event_id) > MAX_EVENT_ID_LENGTH:
+    if not sep or len(event_id) > MAX_EVENT_ID_LENGTH:
         return None
-    return int(left), int(right)
+    ms, seq = _id_part(left), _id_part(right)
+    if ms is None or seq is None:
+        return None
+    return ms, seq
+
+
+def _id_part(text: str) -> int | None:
+    # ASCII digits only: `str.isdigit` also takes superscript, Arabic-Indic or fullwidth
+    # digits, which `int` refuses or reads, and Redis refuses either way.
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value <= MAX_EVENT_ID_PART else None
 
 
 def format_event_id(key: tuple[int, int]) -> str:
