@@ -50,6 +50,22 @@ async def test_typing_in_a_chat_you_are_not_in_is_refused(
     assert (await bob_ws.next_of("typing", "pong"))["type"] == "pong"
 
 
+async def test_typing_in_a_chat_id_out_of_range_is_refused(
+    server_a: ServerProcess, open_socket: Any
+) -> None:
+    """An id no chat can have (beyond the 2**53 - 1 that REST routes accept, or beyond what
+    the database's integers hold) is answered as a chat that does not exist."""
+    alice = await make_user(server_a, "alice")
+    sock = await open_socket(server_a, alice)
+    for chat_id in (2**53, 2**63, 10**25, -(2**63) - 1):
+        await sock.send({"type": "typing", "chatId": chat_id})
+        await sock.send({"type": "ping"})
+        answer = await sock.next_of("error", "pong")
+        assert answer == {"type": "error", "detail": "chat not found"}, chat_id
+        assert await sock.next_of("error", "pong") == {"type": "pong"}
+    assert "Traceback" not in server_a.log()
+
+
 async def test_presence_online_on_first_socket_offline_after_last(
     server_a: ServerProcess, server_b: ServerProcess, open_socket: Any
 ) -> None:

@@ -15,6 +15,7 @@ from starlette.websockets import WebSocketState
 
 from parley.auth.deps import user_from_connection
 from parley.common.errors import DomainError
+from parley.common.ids import MAX_ID
 from parley.common.responses import errors
 from parley.realtime.codec import PONG_FRAME, error_frame
 from parley.realtime.connection import Connection
@@ -189,6 +190,9 @@ async def _receive_loop(websocket: WebSocket, conn: Connection, hub: Hub, user_i
             chat_id = message.get("chatId")
             if not isinstance(chat_id, int) or isinstance(chat_id, bool):
                 conn.push_text(error_frame("typing needs an integer chatId"))
+                continue
+            if not 1 <= chat_id <= MAX_ID:  # no chat has it, and the database may not take it
+                conn.push_text(error_frame("chat not found"))
                 continue
             now = loop.time()
             if now - last_typing.get(chat_id, -TYPING_MIN_INTERVAL) < TYPING_MIN_INTERVAL:
