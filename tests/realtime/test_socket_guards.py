@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import os
+import socket
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -122,3 +127,64 @@ async def test_a_binary_frame_is_answered_with_an_error_and_the_socket_stays(
         await ws.send('{"type":"ping"}')
         assert await asyncio.wait_for(ws.recv(), 10) == '{"type":"pong"}'
     assert "Traceback" not in server_a.log()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"type":"ping"\xff}',  # a byte that is never UTF-8
+        b'{"type":"\xc0\xaf"}',  # an overlong "/"
+        b'{"type":"\xed\xa0\x80"}',  # a UTF-16 surrogate
+    ],
+)
+async def test_a_text_frame_that_is_not_utf8_closes_with_1007_and_logs_no_error(
+    server_a: ServerProcess, payload: bytes
+) -> None:
+    """The client's mistake, not the server's: no error line, no traceback (any signed-in
+    client could send one per frame)."""
+    alice = await make_user(server_a, "alice")
+    logged = len(server_a.log())
+    port, token = server_a.port, alice.token
+    assert await asyncio.to_thread(_close_code_after_text_frame, port, token, payload) == 1007
+    log = server_a.log()[logged:]
+    assert "Traceback" not in log
+    levels = [json.loads(line).get("level") for line in log.splitlines() if line.startswith("{")]
+    assert not {"error", "critical"} & set(levels), log
+
+
+def _close_code_after_text_frame(port: int, token: str, payload: bytes) -> int:
+    """Open a socket, read `ready`, send `payload` as one text frame: the close code the
+    server answers with (the server logs before it writes the close frame)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            (
+                f"GET /api/v1/ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        stream = sock.makefile("rb")
+        assert stream.readline().startswith(b"HTTP/1.1 101")
+        while stream.readline() != b"\r\n":
+            pass
+        assert b'"type":"ready"' in _read_frame(stream)[1]
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        while True:
+            opcode, data = _read_frame(stream)
+            if opcode == 0x8:
+                return int.from_bytes(data[:2], "big")
+
+
+def _read_frame(stream: Any) -> tuple[int, bytes]:
+    """One unmasked frame from the server: its opcode and payload."""
+    head = stream.read(2)
+    assert len(head) == 2, "the server closed the connection without a close frame"
+    length = head[1] & 0x7F
+    if length == 126:
+        length = int.from_bytes(stream.read(2), "big")
+    elif length == 127:
+        length = int.from_bytes(stream.read(8), "big")
+    return head[0] & 0x0F, stream.read(length)

@@ -4,6 +4,7 @@ the asyncio queue and event that uvicorn's protocol uses in their place."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.protocol import State
 
 from parley.realtime.ws_protocol import Inbox, ParleyWebSocketProtocol, PerServer, Writable
 
@@ -84,3 +86,65 @@ async def test_the_protocol_keeps_all_that_uvicorns_keeps_with_a_smaller_dict() 
         assert sys.getsizeof(vars(protocol)) * 3 < sys.getsizeof(vars(theirs))
     assert ours[0].loop is loop
     assert ours[0].app_state is app_state
+
+
+class _Transport:
+    """What the protocol does to its transport while it hands a message to the app."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.written = b""
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause_reading")
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+@pytest.mark.parametrize(
+    ("kind", "frames"),
+    [
+        ("text", [b'{"type":"ping"}']),
+        ("text", [b'{"type":', b'"ping"}']),  # a fragmented message
+        ("bytes", [b"\xff"]),
+        ("text", [b'{"type":"ping"\xff}']),
+    ],
+)
+async def test_a_message_reaches_the_app_as_uvicorn_hands_it_over(
+    kind: str, frames: list[bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`send_receive_event_to_app` is ours (for invalid UTF-8): it queues, pauses and
+    closes as uvicorn's does, and logs a bad message without an error or a traceback."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not called")
+
+    config = Config(app, log_config=None)
+    config.load()
+    loop = asyncio.get_running_loop()
+    outcomes = []
+    uvicorn_log = logging.getLogger("uvicorn.error")  # uvicorn's config may stop propagation
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        for cls in (WebSocketsSansIOProtocol, ParleyWebSocketProtocol):
+            protocol = cls(config, ServerState(), {}, _loop=loop)
+            protocol.transport = _Transport()  # type: ignore[assignment]
+            protocol.conn.state = State.OPEN
+            protocol.curr_msg_data_type = kind  # type: ignore[assignment]
+            protocol.frames = list(frames)
+            caplog.clear()
+            protocol.send_receive_event_to_app()
+            events = []
+            while not protocol.queue.empty():
+                events.append(await protocol.queue.get())
+            transport: Any = protocol.transport
+            outcomes.append((events, transport.calls, transport.written))
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+    theirs, ours = outcomes
+    assert ours == theirs
+    assert all(r.levelno < logging.WARNING and not r.exc_info for r in caplog.records)
