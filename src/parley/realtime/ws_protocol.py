@@ -12,6 +12,8 @@ flag, and no handshake once it is done. See docs/performance.md, memory per idle
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import struct
 import weakref
 from collections.abc import Callable, Mapping
@@ -25,6 +27,12 @@ from websockets.protocol import Protocol, State
 
 # The scope extension by which the protocol offers an app its direct text writes.
 WRITE_TEXT_EXTENSION = "parley.websocket.write_text"
+# How long a socket the server closes (the app's close: a slow consumer's 1013, shutdown's
+# 1001; or uvicorn's keepalive timeout) may keep bytes its client has not taken before its
+# connection is aborted. A client that reads nothing never takes them: uvicorn's close
+# waits for the transport to take writes again, and asyncio's `transport.close()` for the
+# buffer to drain, both for ever, keeping the socket open (and its user online) meanwhile.
+ABORT_UNREAD_AFTER_CLOSE_SECONDS = 5.0
 
 TextWriter = Callable[[str], bool]
 
@@ -241,8 +249,28 @@ class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(text_frame(text.encode()))
         return True
 
+    def keepalive_timeout(self) -> None:
+        """uvicorn's (which closes the transport), bounded as a close the app sends is."""
+        super().keepalive_timeout()
+        self.loop.call_later(ABORT_UNREAD_AFTER_CLOSE_SECONDS, self.abort_if_unread)
+
+    def abort_if_unread(self) -> None:
+        """Abort the connection if bytes still wait for the client (see
+        `ABORT_UNREAD_AFTER_CLOSE_SECONDS`); a client that took them all is left to close."""
+        if self.disconnected or not self.transport.get_write_buffer_size():
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # A reset, so that the kernel does not keep the unread bytes either.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+
     async def send(self, message: ASGISendEvent) -> None:
-        """uvicorn's `send`; once the handshake's answer is written, forget the handshake."""
+        """uvicorn's `send`, with a close bounded (`ABORT_UNREAD_AFTER_CLOSE_SECONDS`); once
+        the handshake's answer is written, forget the handshake."""
+        if message["type"] == "websocket.close":
+            self.loop.call_later(ABORT_UNREAD_AFTER_CLOSE_SECONDS, self.abort_if_unread)
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # Only `send` reads them, for the answer to the handshake.
