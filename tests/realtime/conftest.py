@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -161,3 +163,13 @@ async def open_socket() -> AsyncIterator[Any]:
     yield _open
     for sock in opened:
         await sock.close()
+
+
+def upgrade_request(port: int, token: str) -> bytes:
+    """A WebSocket handshake for the event socket, for tests that speak raw TCP."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET /api/v1/ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()

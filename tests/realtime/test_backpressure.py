@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -12,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.realtime.conftest import ServerWith, make_user
+from tests.realtime.conftest import ServerWith, make_user, upgrade_request
 
 
 async def test_stalled_client_is_disconnected_without_holding_up_others(
@@ -94,14 +92,7 @@ def _handshake_then_stall(port: int, token: str) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(30)
     sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /api/v1/ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
+    sock.sendall(upgrade_request(port, token))
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1)

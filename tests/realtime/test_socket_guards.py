@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import socket
@@ -17,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.fixtures.servers import ServerProcess, server_env, start_server
 from tests.fixtures.users import PASSWORD
-from tests.realtime.conftest import make_user
+from tests.realtime.conftest import make_user, upgrade_request
 
 
 async def _session_cookie(server: ServerProcess, username: str) -> str:
@@ -156,14 +155,7 @@ def _close_code_after_text_frame(port: int, token: str, payload: bytes) -> int:
     """Open a socket, read `ready`, send `payload` as one text frame: the close code the
     server answers with (the server logs before it writes the close frame)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall(
-            (
-                f"GET /api/v1/ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        sock.sendall(upgrade_request(port, token))
         stream = sock.makefile("rb")
         assert stream.readline().startswith(b"HTTP/1.1 101")
         while stream.readline() != b"\r\n":
