@@ -173,3 +173,11 @@ def upgrade_request(port: int, token: str) -> bytes:
         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """One text frame as a client sends it (masked), whatever bytes `payload` holds."""
+    assert len(payload) < 126
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked

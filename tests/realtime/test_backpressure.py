@@ -6,11 +6,12 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.realtime.conftest import ServerWith, make_user, upgrade_request
+from tests.realtime.conftest import ServerWith, make_user, masked_text_frame, upgrade_request
 
 
 async def test_stalled_client_is_disconnected_without_holding_up_others(
@@ -144,3 +145,39 @@ async def test_a_client_that_reads_nothing_is_dropped_by_the_keepalive(
     assert metrics["parley_ws_slow_consumers_total"] == 0
     frames = await asyncio.to_thread(_read_until_gone, stalled)
     assert len(frames) < 400
+
+
+async def test_a_client_that_reads_nothing_and_sends_a_bad_frame_is_dropped(
+    server_with: ServerWith,
+) -> None:
+    """Closed for a frame it may not send (1007, not UTF-8), a client that reads nothing
+    cannot take the close frame either: its connection goes all the same."""
+    server = server_with(PARLEY_WS_SEND_QUEUE_SIZE="100000", PARLEY_WS_HEARTBEAT_SECONDS="60")
+    alice = await make_user(server, "alice")
+    bob = await make_user(server, "bob")
+    chat_id = await alice.group(bob)
+    stalled = await asyncio.to_thread(_handshake_then_stall, server.port, bob.token)
+    text = "\N{GRINNING FACE}" * 3990  # more than the kernel buffers, as above
+    for batch in range(20):
+        await asyncio.gather(*(alice.send(chat_id, f"{batch} {i} {text}") for i in range(20)))
+    await asyncio.to_thread(stalled.sendall, masked_text_frame(b'{"type":"\xff"}'))
+    # The app is done with the socket at once (the gauge falls); the connection, with the
+    # bytes it holds for the client, is what must go too.
+    client_port = stalled.getsockname()[1]
+    deadline = time.monotonic() + 30
+    while _server_holds(server.port, client_port):
+        assert time.monotonic() < deadline, "the server still holds the connection"
+        await asyncio.sleep(0.1)  # polling the kernel's table: no event to await
+    frames = await asyncio.to_thread(_read_until_gone, stalled)
+    assert len(frames) < 400
+
+
+def _server_holds(server_port: int, client_port: int) -> bool:
+    """Whether the server's end of the connection from `client_port` is still open."""
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote = row.split()[1:3]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == (
+            client_port
+        ):
+            return True
+    return False

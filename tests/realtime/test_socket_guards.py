@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.fixtures.servers import ServerProcess, server_env, start_server
 from tests.fixtures.users import PASSWORD
-from tests.realtime.conftest import make_user, upgrade_request
+from tests.realtime.conftest import make_user, masked_text_frame, upgrade_request
 
 
 async def _session_cookie(server: ServerProcess, username: str) -> str:
@@ -161,9 +160,7 @@ def _close_code_after_text_frame(port: int, token: str, payload: bytes) -> int:
         while stream.readline() != b"\r\n":
             pass
         assert b'"type":"ready"' in _read_frame(stream)[1]
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        sock.sendall(masked_text_frame(payload))
         while True:
             opcode, data = _read_frame(stream)
             if opcode == 0x8:

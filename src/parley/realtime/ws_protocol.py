@@ -22,6 +22,7 @@ from typing import Any
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.frames import Frame
 from websockets.http11 import Request
 from websockets.protocol import Protocol, State
 
@@ -249,9 +250,32 @@ class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(text_frame(text.encode()))
         return True
 
+    # Every way uvicorn's protocol closes a socket, bounded (ABORT_UNREAD_AFTER_CLOSE_SECONDS):
+    # the keepalive giving up, a client's close, a frame it may not send (1007, 1009), the
+    # server shutting down, and the app's close (in `send`).
+
     def keepalive_timeout(self) -> None:
-        """uvicorn's (which closes the transport), bounded as a close the app sends is."""
+        """uvicorn's, bounded."""
         super().keepalive_timeout()
+        self.abort_later_if_unread()
+
+    def handle_close(self, event: Frame) -> None:
+        """uvicorn's, bounded."""
+        super().handle_close(event)
+        self.abort_later_if_unread()
+
+    def handle_parser_exception(self) -> None:
+        """uvicorn's, bounded."""
+        super().handle_parser_exception()
+        self.abort_later_if_unread()
+
+    def shutdown(self) -> None:
+        """uvicorn's, bounded."""
+        super().shutdown()
+        self.abort_later_if_unread()
+
+    def abort_later_if_unread(self) -> None:
+        """In `ABORT_UNREAD_AFTER_CLOSE_SECONDS`, abort the connection if bytes still wait."""
         self.loop.call_later(ABORT_UNREAD_AFTER_CLOSE_SECONDS, self.abort_if_unread)
 
     def abort_if_unread(self) -> None:
@@ -270,7 +294,7 @@ class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
         """uvicorn's `send`, with a close bounded (`ABORT_UNREAD_AFTER_CLOSE_SECONDS`); once
         the handshake's answer is written, forget the handshake."""
         if message["type"] == "websocket.close":
-            self.loop.call_later(ABORT_UNREAD_AFTER_CLOSE_SECONDS, self.abort_if_unread)
+            self.abort_later_if_unread()
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # Only `send` reads them, for the answer to the handshake.
