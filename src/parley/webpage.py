@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -23,6 +24,7 @@ ROUTE_NAME = "web-page"
 # file request.
 _API_PREFIXES = ("api/", "hooks/")
 _METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+_PAGE_METHODS = ["GET", "HEAD"]
 _CSP = re.compile(r'(http-equiv="Content-Security-Policy"\s+content=")([^"]*)(")')
 _INDEX_PATHS = (".", "index.html")
 
@@ -67,7 +69,7 @@ def install_web_page(app: FastAPI, *, csp_sources: CspSources | None = None) -> 
 
     for path in ("/", "/{path:path}"):
         app.add_route(
-            path, web_file, methods=["GET", "HEAD"], name=ROUTE_NAME, include_in_schema=False
+            path, web_file, methods=_PAGE_METHODS, name=ROUTE_NAME, include_in_schema=False
         )
 
 
@@ -75,10 +77,10 @@ def allowed_methods(request: Request) -> list[str]:
     """The methods some route takes at the request's path: the app's, or else the web
     page's (GET and HEAD) outside the API; none for an API path that has no route."""
     methods = api_methods(request)
-    if methods or str(request.scope["path"]).lstrip("/").startswith(_API_PREFIXES):
+    if methods or get_route_path(request.scope).lstrip("/").startswith(_API_PREFIXES):
         return methods
     page = any(getattr(r, "name", None) == ROUTE_NAME for r in request.app.router.routes)
-    return ["GET", "HEAD"] if page else []
+    return list(_PAGE_METHODS) if page else []
 
 
 def api_methods(request: Request) -> list[str]:

@@ -21,6 +21,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.common.errors import BadRequest, Unauthorized
+from parley.errors import unparsable_body
 
 PASSWORD_GRANT = "password"  # noqa: S105 - a grant type's name, not a secret
 REFRESH_TOKEN_GRANT = "refresh_token"  # noqa: S105 - a grant type's name, not a secret
@@ -64,7 +65,7 @@ def error_code(exc: Exception) -> ErrorCode | None:
     """RFC 6749's name for why the token endpoint refused; None for other failures (429, 503)."""
     if isinstance(exc, RequestValidationError):
         return "invalid_request"
-    if isinstance(exc, StarletteHTTPException) and exc.status_code == 400:
+    if isinstance(exc, StarletteHTTPException) and unparsable_body(exc) is not None:
         return "invalid_request"  # a form that could not be parsed (the app answers 422)
     if isinstance(exc, UnsupportedGrantType):
         return "unsupported_grant_type"
