@@ -197,16 +197,16 @@ async def _receive_loop(websocket: WebSocket, conn: Connection, hub: Hub, user_i
             now = loop.time()
             if now - last_typing.get(chat_id, -TYPING_MIN_INTERVAL) < TYPING_MIN_INTERVAL:
                 continue
+            last_typing[chat_id] = now
             try:
                 known = await hub.typing(user_id, chat_id)
             except Exception as exc:  # typing is ephemeral: a lost one is no loss
                 log.info("typing not sent", error=f"{type(exc).__name__}"[:100])
                 continue
-            if known:
-                # Only the caller's own chats are remembered: ids of others, any number of
+            if not known:
+                # Only the caller's own chats stay remembered: ids of others, any number of
                 # them, must not grow what a socket holds.
-                last_typing[chat_id] = now
-            else:
+                del last_typing[chat_id]
                 conn.push_text(error_frame("chat not found"))
         else:
             conn.push_text(error_frame("unknown message type"))
