@@ -30,6 +30,7 @@ INVISIBLE_TEXTS = [
     {"text": " \u200d\ufeff "},
     {"text": "\u200e\u3164"},
     {"text": "\u2800\u2800"},
+    {"text": "\ufe0f\u034f"},
 ]
 
 
@@ -72,6 +73,7 @@ async def test_send_answers_201_with_the_message(
         "line\nbreak",
         "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # one emoji, joined by zero-width joiners
         "\u200bword",
+        "\u0600",  # a format character that shows (an Arabic number sign)
     ],
 )
 async def test_texts_of_1_to_4000_chars_are_kept_verbatim(
