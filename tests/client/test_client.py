@@ -224,6 +224,8 @@ def test_errors_are_one_line_with_a_nonzero_exit(
     one_line_error(alice.run("history", "999999", check=False), "parley: 404 chat not found")
     one_line_error(alice.run("history", "not-a-number", check=False), "parley: 422 ")
     one_line_error(alice.run("read", "999999", "1", check=False), "parley: 404 ")
+    # Digits to str.isdigit(), not to the API: sent as the text they are, answered 422.
+    one_line_error(alice.run("read", "999999", "\u00b2", check=False), "parley: 422 ")
     one_line_error(
         alice.run("chat", "create", "--direct", unique("nobody"), check=False),
         "parley: no user named",

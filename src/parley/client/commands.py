@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from parley.client import config as cfg
 from parley.client.api import Api, ApiError
+from parley.client.ids import json_id
 from parley.client.output import Printer, chat_name, chat_rows, message_line, one_line
 from parley.client.watch import watch
 
@@ -39,11 +40,6 @@ Command = Callable[[Context], int]
 def segment(value: str) -> str:
     """An id as one URL path segment."""
     return quote(value, safe="")
-
-
-def json_id(value: str) -> int | str:
-    """An id typed on the command line as the JSON value the API expects."""
-    return int(value) if value.isdigit() else value
 
 
 def read_password(args: argparse.Namespace, *, confirm: bool) -> str:

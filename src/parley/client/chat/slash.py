@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from parley.client.api import ApiError
 from parley.client.chat.view import ChatError, ChatView
+from parley.client.ids import json_id
 from parley.client.output import job_line
 
 Handler = Callable[[ChatView, str], Awaitable[bool]]
@@ -66,7 +67,7 @@ async def delete(view: ChatView, args: str) -> bool:
     """Delete a message (yours, or any in a chat you own)."""
     message_id = _message_id(args)
     await view.api.request("DELETE", f"/messages/{_segment(message_id)}")
-    await view.deleted(int(message_id) if message_id.isdigit() else message_id)
+    await view.deleted(json_id(message_id))
     return True
 
 
