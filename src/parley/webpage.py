@@ -60,9 +60,9 @@ def install_web_page(app: FastAPI, *, csp_sources: CspSources | None = None) -> 
     async def web_file(request: Request) -> Response:
         path = request.path_params.get("path", "") or "."
         if path.startswith(_API_PREFIXES):
-            # A wrong method on an API path (405, the error handler says which are right),
-            # or no such path (404).
-            raise HTTPException(405 if api_methods(request) else 404)
+            # Not a file: a wrong method on an API path, or no such path. The error handler
+            # tells the two apart (405 with the right methods, or 404), as for any method.
+            raise HTTPException(405)
         if index is not None and path in _INDEX_PATHS:
             return HTMLResponse(index, headers={"Cache-Control": "no-cache"})
         return await files.get_response(path, request.scope)
