@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import MODE
 from tests.fixtures.servers import ServerProcess, server_env, start_server
-from tests.fixtures.users import register_on
+from tests.fixtures.users import PASSWORD, register_on
 
 RECEIVE_TIMEOUT = 10.0
 
@@ -97,6 +97,17 @@ async def make_user(server: ServerProcess, username: str) -> Api:
     """Register and log in a user on `server`."""
     account = await register_on(server.http, username)
     return Api(server.http, account.access_token, account.id, username)
+
+
+async def browser_login(server: ServerProcess, username: str) -> tuple[str, str]:
+    """Sign in as the web page does: the `Cookie` header of the new session, and its CSRF
+    token."""
+    async with httpx.AsyncClient(base_url=server.http, timeout=15) as c:
+        resp = await c.post("/api/v1/auth/login", data={"username": username, "password": PASSWORD})
+        assert resp.status_code == 200, resp.text
+        cookie = resp.cookies.get("parley_session")
+    assert cookie
+    return f"parley_session={cookie}", str(resp.json()["csrfToken"])
 
 
 class Socket:

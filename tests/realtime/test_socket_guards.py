@@ -8,23 +8,17 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.fixtures.servers import ServerProcess, server_env, start_server
-from tests.fixtures.users import PASSWORD
-from tests.realtime.conftest import make_user, masked_text_frame, upgrade_request
+from tests.realtime.conftest import browser_login, make_user, masked_text_frame, upgrade_request
 
 
 async def _session_cookie(server: ServerProcess, username: str) -> str:
-    async with httpx.AsyncClient(base_url=server.http, timeout=15) as c:
-        resp = await c.post("/api/v1/auth/login", data={"username": username, "password": PASSWORD})
-        assert resp.status_code == 200, resp.text
-        cookie = resp.cookies.get("parley_session")
-    assert cookie
-    return f"parley_session={cookie}"
+    cookie, _ = await browser_login(server, username)
+    return cookie
 
 
 async def _first_frame_or_close(url: str, **headers: str) -> str | int | None:

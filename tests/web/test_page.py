@@ -14,7 +14,7 @@ from playwright.sync_api import APIResponse, Page, Request, Route, WebSocketRout
 from websockets.sync.client import ClientConnection, connect
 
 from tests.client.harness import PASSWORD, unique, web_site
-from tests.web.conftest import WebServer
+from tests.web.conftest import Pages, WebServer
 from tests.web.kit import (
     assert_accessible_basics,
     chat,
@@ -297,6 +297,28 @@ def test_an_unread_message_deleted_leaves_the_count(page: Page, web_server: WebS
     )
     assert gone.status_code == 204, gone.text
     expect(badge).to_have_text("1")
+
+
+def test_logging_out_in_one_window_signs_the_others_out(
+    pages: Pages, web_server: WebServer
+) -> None:
+    erin = person(web_server, "erin", "Erin")
+    first = pages.new()
+    sign_in(first, web_server, erin)
+    # A second window with the same session cookie. In a context of its own, so that no
+    # visibility change of a shared window makes it send a request (and hear the 401).
+    second = pages.new()
+    second.context.add_cookies(first.context.cookies())
+    second.goto(web_server.http + "/")
+    expect(second.locator("#status")).to_have_text("live")
+
+    # A request either window has under way when the session ends is refused (401).
+    pages.allow(r"status of 401 .*/api/v1/")
+    first.get_by_role("button", name="Log out").click()
+    expect(first.locator("#auth-view")).to_be_visible()
+    # The other tab makes no request of its own: its socket is closed by the server.
+    expect(second.locator("#auth-view")).to_be_visible()
+    expect(second.locator("#login-error")).to_contain_text("session has ended")
 
 
 def test_register_new_chat_and_a_reload_keeps_the_session(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -43,13 +44,21 @@ async def user_from_access_token(session: AsyncSession, settings: Settings, toke
     return user
 
 
-async def user_from_connection(
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, and the browser session they came by (None with a bearer token)."""
+
+    user: User
+    browser_session_id: int | None
+
+
+async def caller_from_connection(
     conn: HTTPConnection, session: AsyncSession, *, token: str | None, check_csrf: bool
-) -> User:
+) -> Caller:
     """Authenticate a request or WebSocket by bearer token, else by session cookie."""
     settings: Settings = conn.app.state.resources.settings
     if token:
-        return await user_from_access_token(session, settings, token)
+        return Caller(await user_from_access_token(session, settings, token), None)
     cookie = conn.cookies.get(settings.session_cookie_name)
     if cookie:
         browser_session = await service.find_browser_session(session, cookie)
@@ -60,8 +69,16 @@ async def user_from_connection(
                 raise Forbidden("missing or wrong X-CSRF-Token header")
             user = await session.get(User, browser_session.user_id)
             if user is not None:
-                return user
+                return Caller(user, browser_session.id)
     raise Unauthorized("not authenticated")
+
+
+async def user_from_connection(
+    conn: HTTPConnection, session: AsyncSession, *, token: str | None, check_csrf: bool
+) -> User:
+    """The user behind a request or WebSocket (see `caller_from_connection`)."""
+    caller = await caller_from_connection(conn, session, token=token, check_csrf=check_csrf)
+    return caller.user
 
 
 async def get_current_user(

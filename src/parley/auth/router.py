@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,8 @@ from parley.ratelimit.auth import (
     otp_attempt,
 )
 from parley.resources import Resources
+
+log = structlog.get_logger("parley.auth")
 
 router = APIRouter(tags=["auth"], responses=errors(*ANY_ROUTE))
 
@@ -240,14 +243,25 @@ async def logout_session(
     user: CurrentUser,
     response: Response,
     session: SessionDep,
-    settings: SettingsDep,
+    resources: ResourcesDep,
 ) -> None:
-    """End the browser session behind the cookie (needs the CSRF header like any write)."""
-    del user  # authentication (and the CSRF check) is the point of the dependency
+    """End the browser session behind the cookie (needs the CSRF header like any write),
+    and close the sockets it opened, in every process."""
+    settings = resources.settings
     cookie = request.cookies.get(settings.session_cookie_name)
-    if cookie:
-        await service.end_browser_session(session, cookie)
+    ended = await service.end_browser_session(session, cookie) if cookie else None
+    if ended is not None:
+        await _close_sockets_of(resources, user.id, ended.id)
     response.delete_cookie(settings.session_cookie_name, path=(settings.root_path or "") + "/")
+
+
+async def _close_sockets_of(resources: Resources, user_id: int, browser_session_id: int) -> None:
+    """Best effort: the session is gone whatever happens here, and a socket that misses
+    the notice cannot open again with its cookie."""
+    try:
+        await resources.hub.end_browser_session(user_id, browser_session_id)
+    except Exception as exc:  # the bus is unreachable
+        log.warning("could not close the sockets of an ended session", error=str(exc)[:200])
 
 
 @router.get("/users/me", responses=errors(*SIGNED_IN))

@@ -354,12 +354,21 @@ def csrf_matches(browser_session: BrowserSession, csrf_token: str | None) -> boo
     return secrets.compare_digest(browser_session.csrf_hash, tokens.hash_secret(csrf_token))
 
 
-async def end_browser_session(session: AsyncSession, token: str) -> None:
-    """Delete the session behind a cookie value, if it exists."""
+async def end_browser_session(session: AsyncSession, token: str) -> BrowserSession | None:
+    """Delete the session behind a cookie value, if it exists; the session it ended."""
     found = await find_browser_session(session, token)
     if found is not None:
         await session.delete(found)
         await session.commit()
+    return found
+
+
+async def browser_session_lives(session: AsyncSession, session_id: int) -> bool:
+    """Whether the browser session `session_id` still exists and has not expired."""
+    expires_at = await session.scalar(
+        select(BrowserSession.expires_at).where(BrowserSession.id == session_id)
+    )
+    return expires_at is not None and expires_at > utcnow()
 
 
 async def search_users(

@@ -21,6 +21,12 @@ from parley.db.base import utcnow
 EPHEMERAL_TYPES = frozenset({"typing", "presence"})
 
 RESYNC_FRAME = '{"type":"resync.required"}'
+
+# An ephemeral message for the server's own sockets, never for a client: a browser session
+# has ended, and the sockets it opened close (see `realtime.connection`). It travels like
+# `typing` (to the user's sockets in every process) and is recognised by its start.
+SESSION_ENDED_TYPE = "parley.session.ended"
+_SESSION_ENDED_START = '{"type":"' + SESSION_ENDED_TYPE + '"'
 PONG_FRAME = '{"type":"pong"}'
 
 # Event ids are Redis Stream ids: "<milliseconds>-<sequence>", each part an unsigned 64-bit
@@ -66,6 +72,20 @@ def with_id(event_id: str, body: str) -> str:
 def without_id(body: str) -> str:
     """A full frame for an ephemeral event."""
     return "{" + body
+
+
+def is_session_ended(text: str) -> bool:
+    """Whether an ephemeral frame is the server's own "a browser session ended" notice."""
+    return text.startswith(_SESSION_ENDED_START)
+
+
+def ended_session_id(text: str) -> int | None:
+    """The id of the browser session a "session ended" notice names (None if unreadable)."""
+    try:
+        session_id = json.loads(text)["data"]["sessionId"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return session_id if isinstance(session_id, int) else None
 
 
 def ready_frame(last_event_id: str) -> str:

@@ -13,10 +13,17 @@ import structlog
 from starlette.websockets import WebSocketDisconnect
 
 from parley.ops.metrics import EVENTS_DELIVERED, WS_DROPPED
-from parley.realtime.codec import Frame, format_event_id, parse_event_id
+from parley.realtime.codec import (
+    Frame,
+    ended_session_id,
+    format_event_id,
+    is_session_ended,
+    parse_event_id,
+)
 from parley.realtime.eager import start_now
 
 SLOW_CONSUMER_CLOSE_CODE = 1013  # "try again later": the client resumes by id
+UNAUTHORIZED_CLOSE_CODE = 4401  # the contract's "not authenticated", also once signed out
 # What a write to a socket whose client has gone raises (Starlette, uvicorn, the kernel).
 GONE = (WebSocketDisconnect, RuntimeError, OSError)
 
@@ -62,6 +69,7 @@ class Connection:
         "_stopped",
         "_waiting_write",
         "_write_text",
+        "browser_session_id",
         "last_id",
         "user_id",
     )
@@ -73,8 +81,11 @@ class Connection:
         *,
         queue_size: int,
         write_text: Callable[[str], bool] | None = None,
+        browser_session_id: int | None = None,
     ) -> None:
         self.user_id = user_id
+        # The browser session whose cookie opened the socket: it closes when that ends.
+        self.browser_session_id = browser_session_id
         self.last_id: tuple[int, int] | None = None
         self._refilling: asyncio.Lock | None = None
         self._socket = socket
@@ -107,7 +118,9 @@ class Connection:
 
     def offer(self, frame: Frame) -> None:
         """Called by the bus for every live frame of this user."""
-        if self._holding:
+        if frame.event_id is None and is_session_ended(frame.text):
+            self._session_ended(frame.text)
+        elif self._holding:
             self._held.append(frame)
         else:
             self.push(frame)
@@ -204,11 +217,25 @@ class Connection:
         if not isinstance(error, GONE):
             log.warning("a socket write failed", error=f"{type(error).__name__}: {error}")
 
+    def _session_ended(self, notice: str) -> None:
+        """A browser session ended: its sockets close, and nothing more reaches them."""
+        session_id = self.browser_session_id
+        if session_id is not None and ended_session_id(notice) == session_id:
+            self.close(UNAUTHORIZED_CLOSE_CODE, "signed out")
+
     def _close_slow_consumer(self) -> None:
         WS_DROPPED.inc()
-        self.stop()
-        self._closer = asyncio.get_running_loop().create_task(self._close(), name="ws-close")
+        self.close(SLOW_CONSUMER_CLOSE_CODE, "too slow")
 
-    async def _close(self) -> None:
+    def close(self, code: int, reason: str) -> None:
+        """Write nothing more, and close the socket with `code` (in a task of its own)."""
+        if self._stopped and self._closer is not None:
+            return  # closing already
+        self.stop()
+        self._closer = asyncio.get_running_loop().create_task(
+            self._close(code, reason), name="ws-close"
+        )
+
+    async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
-            await self._socket.close(code=SLOW_CONSUMER_CLOSE_CODE, reason="too slow")
+            await self._socket.close(code=code, reason=reason)

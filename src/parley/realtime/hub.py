@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket
 
 from parley.ops.metrics import WS_OPEN
 from parley.realtime.bus import Bus, ReplayUnavailable
-from parley.realtime.codec import RESYNC_FRAME, ready_frame
+from parley.realtime.codec import RESYNC_FRAME, SESSION_ENDED_TYPE, ready_frame
 from parley.realtime.connection import Connection
 from parley.realtime.ws_protocol import direct_writer
 
@@ -47,9 +47,15 @@ class Hub:
         return len(self._sockets)
 
     async def connect(
-        self, websocket: WebSocket, user_id: int, last_event_id: str | None
+        self,
+        websocket: WebSocket,
+        user_id: int,
+        last_event_id: str | None,
+        *,
+        browser_session_id: int | None = None,
     ) -> Connection:
         """Start delivery to a new socket: replay after `last_event_id`, `ready`, then live.
+        A socket opened by a browser session's cookie closes when that session ends.
 
         Raises when the bus cannot serve it now (the caller closes the socket).
         """
@@ -59,6 +65,7 @@ class Hub:
             websocket,
             queue_size=self.queue_size,
             write_text=direct_writer(websocket.scope),
+            browser_session_id=browser_session_id,
         )
         self.bus.listen(user_id, conn.offer)
         try:
@@ -124,6 +131,10 @@ class Hub:
         others = [m for m in members if m != user_id]
         await self.bus.publish_ephemeral(others, "typing", {"chatId": chat_id, "userId": user_id})
         return True
+
+    async def end_browser_session(self, user_id: int, session_id: int) -> None:
+        """Close, in every process, the sockets that browser session `session_id` opened."""
+        await self.bus.publish_ephemeral([user_id], SESSION_ENDED_TYPE, {"sessionId": session_id})
 
     async def _announce_presence(self, user_id: int, status: str) -> None:
         audience = [u for u in await self.directory.presence_audience(user_id) if u != user_id]

@@ -13,12 +13,13 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketState
 
-from parley.auth.deps import user_from_connection
+from parley.auth.deps import caller_from_connection
+from parley.auth.service import browser_session_lives
 from parley.common.errors import DomainError
 from parley.common.ids import MAX_ID
 from parley.common.responses import errors
 from parley.realtime.codec import PONG_FRAME, error_frame
-from parley.realtime.connection import Connection
+from parley.realtime.connection import UNAUTHORIZED_CLOSE_CODE, Connection
 from parley.realtime.hub import Hub
 from parley.realtime.origins import origin_allowed
 from parley.resources import Resources
@@ -27,7 +28,6 @@ router = APIRouter(tags=["realtime"])
 SOCKET_PATH = "/ws"
 log = structlog.get_logger("parley.ws")
 
-UNAUTHORIZED_CLOSE_CODE = 4401
 FORBIDDEN_ORIGIN_CLOSE_CODE = 4403
 TOO_BIG_CLOSE_CODE = 1009
 TRY_AGAIN_LATER_CLOSE_CODE = 1013
@@ -51,14 +51,20 @@ async def websocket_events(websocket: WebSocket) -> None:
     admitted = await _admit(websocket, resources)
     if admitted is None:
         return
-    user_id, last_event_id = admitted
+    user_id, browser_session_id, last_event_id = admitted
     hub = resources.hub
     try:
-        conn = await hub.connect(websocket, user_id, last_event_id)
+        conn = await hub.connect(
+            websocket, user_id, last_event_id, browser_session_id=browser_session_id
+        )
     except Exception as exc:  # the bus cannot serve sockets now
         await _refuse_for_now(websocket, "pubsub", exc, accepted=True)
         return
     try:
+        if browser_session_id is not None and not await _still_signed_in(
+            resources, browser_session_id
+        ):
+            conn.close(UNAUTHORIZED_CLOSE_CODE, "signed out")
         await _receive_loop(websocket, conn, hub, user_id)
     finally:
         conn.stop()
@@ -66,9 +72,12 @@ async def websocket_events(websocket: WebSocket) -> None:
             await hub.disconnect(websocket, conn)
 
 
-async def _admit(websocket: WebSocket, resources: Resources) -> tuple[int, str | None] | None:
-    """Check the origin, authenticate, accept: the user's id and the `lastEventId` asked
-    for, or None when the socket was refused (and closed).
+async def _admit(
+    websocket: WebSocket, resources: Resources
+) -> tuple[int, int | None, str | None] | None:
+    """Check the origin, authenticate, accept: the user's id, the browser session whose
+    cookie was used (None with a token) and the `lastEventId` asked for, or None when the
+    socket was refused (and closed).
 
     The endpoint's frame lives as long as the socket, this one's does not: the database
     session, the ORM user and the parsed query are gone once it returns, and so are the
@@ -82,8 +91,8 @@ async def _admit(websocket: WebSocket, resources: Resources) -> tuple[int, str |
         return None
     try:
         async with resources.db.session() as session:
-            user = await user_from_connection(websocket, session, token=token, check_csrf=False)
-            user_id = user.id
+            caller = await caller_from_connection(websocket, session, token=token, check_csrf=False)
+            user_id = caller.user.id
     except DomainError:
         await websocket.accept()
         await websocket.close(code=UNAUTHORIZED_CLOSE_CODE, reason="not authenticated")
@@ -93,7 +102,21 @@ async def _admit(websocket: WebSocket, resources: Resources) -> tuple[int, str |
         return None
     await websocket.accept()
     _forget_headers(websocket)
-    return user_id, params.get("lastEventId")
+    return user_id, caller.browser_session_id, params.get("lastEventId")
+
+
+async def _still_signed_in(resources: Resources, browser_session_id: int) -> bool:
+    """Whether a socket's browser session still lives, now that the socket hears of its end.
+
+    A logout between the handshake's check and the socket's listening would otherwise go
+    unheard. When the database cannot answer, the handshake's check stands.
+    """
+    try:
+        async with resources.db.session() as session:
+            return await browser_session_lives(session, browser_session_id)
+    except Exception as exc:
+        log.warning("could not check a socket's browser session", error=str(exc)[:200])
+        return True
 
 
 def _forget_headers(websocket: WebSocket) -> None:
