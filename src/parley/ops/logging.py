@@ -84,6 +84,8 @@ REDACTED = "[redacted]"
 
 def redact_secrets(line: str) -> str:
     """`line` with the value of every credential-carrying query parameter replaced."""
+    if "=" not in line:  # nothing to redact, and the search would try every position
+        return line
     return _SECRET_PARAMETER.sub(lambda m: m.group(1) + REDACTED, line)
 
 
@@ -151,7 +153,12 @@ def configure_logging(settings: Settings) -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Below the level, a call stops at the first processor instead of the last.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -164,6 +171,13 @@ def configure_logging(settings: Settings) -> None:
             _redacting(renderer),
         ],
     )
+    # No line shows where it was logged from, nor the thread or process that logged it:
+    # the standard library need not look them up for every record (each one costs more
+    # than rendering the line; the logging HOWTO's "Optimization").
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = _StdoutHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
