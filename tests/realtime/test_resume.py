@@ -121,6 +121,22 @@ async def test_an_id_no_log_can_hold_asks_for_a_resync(
     assert await sock.next() == {"type": "pong"}
 
 
+async def test_another_users_event_id_asks_for_a_resync(
+    server_a: ServerProcess, open_socket: Any
+) -> None:
+    """An id is a position in one user's log only: `ready` never echoes one it does not hold."""
+    alice = await make_user(server_a, "alice")
+    bob = await make_user(server_a, "bob")
+    carol = await make_user(server_a, "carol")
+    chat_id = await alice.group(bob)
+    watching = await open_socket(server_a, bob)
+    await alice.send(chat_id, "for bob")
+    bobs_id = (await watching.next_of("message.created"))["id"]
+    sock = await open_socket(server_a, carol, f"lastEventId={bobs_id}")
+    assert (await sock.next())["type"] == "resync.required"
+    assert sock.ready != bobs_id
+
+
 async def test_a_socket_that_saw_no_event_resumes_from_its_ready_position(
     server_a: ServerProcess, server_b: ServerProcess, open_socket: Any
 ) -> None:

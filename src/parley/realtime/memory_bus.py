@@ -103,15 +103,18 @@ class MemoryBus(Bus):
 
     async def position(self, user_id: int, after_id: str | None) -> Position:
         """Logged events after `after_id`, and the id live events follow."""
-        log = self._logs.get(user_id)
-        newest = log.entries[-1][0] if log and log.entries else self._started
+        log = self._logs.get(user_id) or _UserLog()
         if after_id is None:
+            newest = log.entries[-1][0] if log.entries else self._started
             return Position([], format_event_id(newest))
         after = parse_event_id(after_id)
-        if after is None or after < self._started or after > self._last_id:
+        # A position of this user's log: the base it starts from, the newest id trimmed
+        # from it, or one of its events (ids are global here, but another user's is none
+        # of these, as with Redis).
+        if after is None or not (
+            after in (self._started, log.max_dropped) or any(k == after for k, _, _ in log.entries)
+        ):
             raise ReplayUnavailable(after_id)
-        if log is None:
-            return Position([], after_id)
         if log.max_dropped is not None and after < log.max_dropped:
             raise ReplayUnavailable(after_id)
         frames = [frame for key, _, frame in log.entries if key > after]
