@@ -74,9 +74,10 @@ def _celery_task_fields(
     return event_dict
 
 
-# A URL query parameter that carries a credential, and its value up to the next separator.
+# A URL query parameter that carries a credential, and its value up to the next separator;
+# it may also start a quoted value, or a line of a traceback (an escaped newline in JSON).
 _SECRET_PARAMETER = re.compile(
-    r"(?i)((?:^|[?&;\s])(?:access_token|refresh_token|id_token|token|code|client_secret"
+    r"(?i)((?:^|[?&;\s\"']|\\n)(?:access_token|refresh_token|id_token|token|code|client_secret"
     r"|password|otp|session|csrf_token)=)[^&;#\s\"'<>\\]*"
 )
 REDACTED = "[redacted]"
