@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
+import redis.asyncio as redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -11,6 +14,7 @@ from tests.fixtures.servers import ServerProcess
 from tests.realtime.conftest import RECEIVE_TIMEOUT, Socket, browser_login, make_user
 
 UNAUTHORIZED = 4401
+NOTICE = "parley.session.ended"
 
 
 async def _cookie_socket(server: ServerProcess, cookie: str) -> Socket:
@@ -24,7 +28,8 @@ async def _close_code(sock: Socket) -> int | None:
     """Read (skipping presence and the like) until the server closes the socket."""
     try:
         while True:
-            await sock.next(RECEIVE_TIMEOUT)
+            frame = await sock.next(RECEIVE_TIMEOUT)
+            assert frame["type"] != NOTICE, "the server's own notice reached a client"
     except ConnectionClosed as closed:
         return closed.rcvd.code if closed.rcvd is not None else None
 
@@ -75,3 +80,30 @@ async def test_a_signed_out_cookie_opens_no_socket(server_a: ServerProcess) -> N
             await ws.recv()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == UNAUTHORIZED
+
+
+@pytest.mark.services_only
+async def test_the_notice_is_one_an_older_process_drops(
+    server_a: ServerProcess, redis_url: str | None
+) -> None:
+    """During a rolling upgrade a process of the release before reads the fan-out message
+    of the notice too: its recipients must not parse (ASCII user ids, comma-separated), or
+    it would pass the notice on to every socket of the user as an ephemeral event."""
+    assert redis_url is not None
+    await make_user(server_a, "alice")
+    cookie, csrf = await browser_login(server_a, "alice")
+    client = redis.from_url(redis_url, decode_responses=True)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.psubscribe("*")
+        await _logout_session(server_a, cookie, csrf)
+        async with asyncio.timeout(RECEIVE_TIMEOUT):
+            while True:
+                message = await pubsub.get_message(timeout=RECEIVE_TIMEOUT)
+                if message and message["type"] == "pmessage" and NOTICE in message["data"]:
+                    break
+        head = message["data"].split("\n", 1)[0]
+        assert not all(part.isdigit() for part in head.split(","))
+    finally:
+        await pubsub.aclose()
+        await client.aclose()

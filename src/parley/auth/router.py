@@ -247,11 +247,13 @@ async def logout_session(
 ) -> None:
     """End the browser session behind the cookie (needs the CSRF header like any write),
     and close the sockets it opened, in every process."""
+    del user  # authentication (and the CSRF check) is the point of the dependency
     settings = resources.settings
     cookie = request.cookies.get(settings.session_cookie_name)
     ended = await service.end_browser_session(session, cookie) if cookie else None
     if ended is not None:
-        await _close_sockets_of(resources, user.id, ended.id)
+        # The cookie's owner: a bearer token sent along may be someone else's.
+        await _close_sockets_of(resources, ended.user_id, ended.id)
     response.delete_cookie(settings.session_cookie_name, path=(settings.root_path or "") + "/")
 
 

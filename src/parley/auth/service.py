@@ -363,10 +363,12 @@ async def end_browser_session(session: AsyncSession, token: str) -> BrowserSessi
     return found
 
 
-async def browser_session_lives(session: AsyncSession, session_id: int) -> bool:
-    """Whether the browser session `session_id` still exists and has not expired."""
+async def browser_session_lives(session: AsyncSession, user_id: int, session_id: int) -> bool:
+    """Whether `user_id`'s browser session `session_id` still exists and has not expired."""
     expires_at = await session.scalar(
-        select(BrowserSession.expires_at).where(BrowserSession.id == session_id)
+        select(BrowserSession.expires_at).where(
+            BrowserSession.id == session_id, BrowserSession.user_id == user_id
+        )
     )
     return expires_at is not None and expires_at > utcnow()
 

@@ -91,9 +91,16 @@ class Bus(ABC):
 
     @abstractmethod
     async def publish_ephemeral(
-        self, user_ids: Iterable[int], event_type: str, data: Mapping[str, Any]
+        self,
+        user_ids: Iterable[int],
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        internal: bool = False,
     ) -> None:
-        """Deliver an event live only: no id, never replayed."""
+        """Deliver an event live only: no id, never replayed. An `internal` one is a notice
+        for the server's own sockets (see `codec.SESSION_ENDED_TYPE`), sent so that a
+        process that does not know it (an older version, mid-upgrade) drops it."""
 
     @abstractmethod
     async def position(self, user_id: int, after_id: str | None) -> Position:

@@ -26,6 +26,7 @@ RESYNC_FRAME = '{"type":"resync.required"}'
 # has ended, and the sockets it opened close (see `realtime.connection`). It travels like
 # `typing` (to the user's sockets in every process) and is recognised by its start.
 SESSION_ENDED_TYPE = "parley.session.ended"
+INTERNAL_MARK = "!"  # before the recipients of an internal notice's fan-out message
 _SESSION_ENDED_START = '{"type":"' + SESSION_ENDED_TYPE + '"'
 PONG_FRAME = '{"type":"pong"}'
 
@@ -145,13 +146,18 @@ class Fanout:
         return Frame(event_id, with_id(event_id, self.body))
 
 
-def encode_ephemeral(user_ids: Sequence[int], body: str) -> str:
-    """The fan-out message of an ephemeral event."""
-    return ",".join(str(u) for u in user_ids) + "\n" + body
+def encode_ephemeral(user_ids: Sequence[int], body: str, *, internal: bool = False) -> str:
+    """The fan-out message of an ephemeral event. An internal one is marked so that a
+    process that predates it finds no recipients and drops it rather than passing it on."""
+    head = ",".join(str(u) for u in user_ids)
+    return (INTERNAL_MARK if internal else "") + head + "\n" + body
 
 
 def parse_fanout(message: str) -> Fanout | None:
-    """Decode a fan-out message; None when it is not one (never raises on bad input)."""
+    """Decode a fan-out message, an internal one too; None when it is not one (never
+    raises on bad input)."""
+    if message.startswith(INTERNAL_MARK):
+        message = message[len(INTERNAL_MARK) :]
     head, sep, body = message.partition("\n")
     if not sep or not head:
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import structlog
@@ -30,6 +30,10 @@ class Directory(Protocol):
         ...
 
 
+class SignedOut(Exception):
+    """The browser session that opened a socket ended before the socket started."""
+
+
 class Hub:
     """Tracks the sockets of this process and feeds each one from the bus."""
 
@@ -53,11 +57,15 @@ class Hub:
         last_event_id: str | None,
         *,
         browser_session_id: int | None = None,
+        still_signed_in: Callable[[], Awaitable[bool]] | None = None,
     ) -> Connection:
         """Start delivery to a new socket: replay after `last_event_id`, `ready`, then live.
-        A socket opened by a browser session's cookie closes when that session ends.
 
-        Raises when the bus cannot serve it now (the caller closes the socket).
+        A socket opened by a browser session's cookie closes when that session ends. The
+        session is checked again (`still_signed_in`) once the socket hears of its end and
+        before anything is sent: an end in between would otherwise go unheard. Raises
+        SignedOut when it has ended, and when the bus cannot serve it now (the caller closes
+        the socket either way).
         """
         await self.bus.check()
         conn = Connection(
@@ -69,6 +77,8 @@ class Hub:
         )
         self.bus.listen(user_id, conn.offer)
         try:
+            if still_signed_in is not None and not await still_signed_in():
+                raise SignedOut
             await self._start_at(conn, last_event_id, refill=False)
         except BaseException:
             self.bus.unlisten(user_id, conn.offer)
@@ -134,7 +144,9 @@ class Hub:
 
     async def end_browser_session(self, user_id: int, session_id: int) -> None:
         """Close, in every process, the sockets that browser session `session_id` opened."""
-        await self.bus.publish_ephemeral([user_id], SESSION_ENDED_TYPE, {"sessionId": session_id})
+        await self.bus.publish_ephemeral(
+            [user_id], SESSION_ENDED_TYPE, {"sessionId": session_id}, internal=True
+        )
 
     async def _announce_presence(self, user_id: int, status: str) -> None:
         audience = [u for u in await self.directory.presence_audience(user_id) if u != user_id]

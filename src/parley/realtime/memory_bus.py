@@ -94,9 +94,14 @@ class MemoryBus(Bus):
             log.max_dropped = key
 
     async def publish_ephemeral(
-        self, user_ids: Iterable[int], event_type: str, data: Mapping[str, Any]
+        self,
+        user_ids: Iterable[int],
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        internal: bool = False,
     ) -> None:
-        """Deliver without logging."""
+        """Deliver without logging (one process: an internal notice needs nothing more)."""
         frame = Frame(None, without_id(encode_body(event_type, data)))
         for user_id in dict.fromkeys(user_ids):
             self._deliver(user_id, frame)

@@ -217,7 +217,12 @@ class RedisBus(Bus):
         )
 
     async def publish_ephemeral(
-        self, user_ids: Iterable[int], event_type: str, data: Mapping[str, Any]
+        self,
+        user_ids: Iterable[int],
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        internal: bool = False,
     ) -> None:
         """Publish without logging: one message per partition of the recipients."""
         body = encode_body(event_type, data)
@@ -226,7 +231,7 @@ class RedisBus(Bus):
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for partition, users in groups.items():
-                message = encode_ephemeral(users, body)
+                message = encode_ephemeral(users, body, internal=internal)
                 pipe.execute_command(self._publish, self.layout.channel(partition), message)
             await pipe.execute()
 

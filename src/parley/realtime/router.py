@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from functools import partial
 from typing import Annotated, Any
 
 import structlog
@@ -20,7 +21,7 @@ from parley.common.ids import MAX_ID
 from parley.common.responses import errors
 from parley.realtime.codec import PONG_FRAME, error_frame
 from parley.realtime.connection import UNAUTHORIZED_CLOSE_CODE, Connection
-from parley.realtime.hub import Hub
+from parley.realtime.hub import Hub, SignedOut
 from parley.realtime.origins import origin_allowed
 from parley.resources import Resources
 
@@ -55,16 +56,24 @@ async def websocket_events(websocket: WebSocket) -> None:
     hub = resources.hub
     try:
         conn = await hub.connect(
-            websocket, user_id, last_event_id, browser_session_id=browser_session_id
+            websocket,
+            user_id,
+            last_event_id,
+            browser_session_id=browser_session_id,
+            still_signed_in=(
+                None
+                if browser_session_id is None
+                else partial(_still_signed_in, resources, user_id, browser_session_id)
+            ),
         )
+    except SignedOut:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=UNAUTHORIZED_CLOSE_CODE, reason="signed out")
+        return
     except Exception as exc:  # the bus cannot serve sockets now
         await _refuse_for_now(websocket, "pubsub", exc, accepted=True)
         return
     try:
-        if browser_session_id is not None and not await _still_signed_in(
-            resources, browser_session_id
-        ):
-            conn.close(UNAUTHORIZED_CLOSE_CODE, "signed out")
         await _receive_loop(websocket, conn, hub, user_id)
     finally:
         conn.stop()
@@ -105,15 +114,12 @@ async def _admit(
     return user_id, caller.browser_session_id, params.get("lastEventId")
 
 
-async def _still_signed_in(resources: Resources, browser_session_id: int) -> bool:
-    """Whether a socket's browser session still lives, now that the socket hears of its end.
-
-    A logout between the handshake's check and the socket's listening would otherwise go
-    unheard. When the database cannot answer, the handshake's check stands.
-    """
+async def _still_signed_in(resources: Resources, user_id: int, browser_session_id: int) -> bool:
+    """Whether a socket's browser session still lives (see `Hub.connect`). When the database
+    cannot answer, the handshake's check stands."""
     try:
         async with resources.db.session() as session:
-            return await browser_session_lives(session, browser_session_id)
+            return await browser_session_lives(session, user_id, browser_session_id)
     except Exception as exc:
         log.warning("could not check a socket's browser session", error=str(exc)[:200])
         return True

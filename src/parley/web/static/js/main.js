@@ -158,6 +158,7 @@ async function onRegister(event) {
 }
 
 async function onLogout() {
+  live.stop(); // the server closes this session's sockets: not news to this window
   try {
     await api("auth/logout-session", { method: "POST" });
   } catch (err) {
