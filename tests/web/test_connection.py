@@ -4,8 +4,9 @@ after which the page catches up on what it missed."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.web.conftest import Pages, WebServer
 from tests.web.kit import chat, chat_link, person, post, sign_in, texts
@@ -51,6 +52,47 @@ def test_offline_shows_at_once_and_errors_clear_when_back(
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".message.mine .text")).to_have_text(["Written on the train"])
     assert texts(web_server, gus, chat_id) == ["Written on the train"]
+
+
+def test_a_late_reply_from_before_the_network_went_away_keeps_the_error(
+    pages: Pages, web_server: WebServer
+) -> None:
+    # A request sent while online can be answered after a later one failed offline: that
+    # answer says nothing about the network now, so "cannot reach the server" must stay.
+    ivy = person(web_server, "ivy", "Ivy")
+    jon = person(web_server, "jon", "Jon")
+    chat_id = chat(web_server, ivy, jon)
+    post(web_server, jon, chat_id, "Sent before the tunnel")
+    page = pages.new()
+    pages.allow(r"ERR_INTERNET_DISCONNECTED")
+    sign_in(page, web_server, ivy)
+    held: list[Route] = []
+    page.route(f"**/chats/{chat_id}/messages?*", lambda route: held.append(route))
+    with page.expect_request(lambda request: "/messages?" in request.url):
+        chat_link(page, chat_id).click()
+
+    page.context.set_offline(True)
+    expect(page.locator("#status")).to_have_text("offline")
+    page.get_by_label("Message", exact=True).fill("Written in the tunnel")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
+    expect(page.locator("#net-error")).to_be_visible()
+
+    # The history asked for before going offline arrives now, as the server answered it.
+    assert len(held) == 1
+    history = httpx.get(
+        f"{web_server.api}/chats/{chat_id}/messages?limit=50", headers=ivy.headers, timeout=10
+    )
+    held[0].fulfill(status=200, json=history.json())
+    expect(page.locator(".message .text")).to_have_text(["Sent before the tunnel"])
+    expect(page.locator("#net-error")).to_be_visible()
+    expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
+    page.unroute(f"**/chats/{chat_id}/messages?*")
+
+    page.context.set_offline(False)
+    expect(page.locator("#status")).to_have_text("live")
+    expect(page.locator("#net-error")).to_be_hidden()
+    expect(page.locator("#send-error")).to_have_text("")
 
 
 def test_a_server_that_stops_answering_shows_offline_within_30_s(

@@ -4,6 +4,10 @@
 
 const credentials = { csrf: null };
 const hooks = { reachable: () => {}, unreachable: () => {}, sessionEnded: () => {} };
+// Requests are numbered as they are sent. A reply proves the server reachable only if its
+// request left after the last failure: one sent before the network went away can still be
+// answered after a later one failed, and must not clear that failure's error.
+const sent = { count: 0, failedAfter: 0 };
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -58,14 +62,16 @@ export async function api(path, { method = "GET", json, form, params } = {}) {
     body = new URLSearchParams(form);
   }
   if (method !== "GET" && credentials.csrf) headers["X-CSRF-Token"] = credentials.csrf;
+  const number = ++sent.count;
   let response;
   try {
     response = await fetch(url, { method, headers, body, credentials: "same-origin", cache: "no-store" });
   } catch (err) {
+    sent.failedAfter = sent.count;
     hooks.unreachable();
     throw new ApiError(0, "Cannot reach the server.");
   }
-  hooks.reachable();
+  if (number > sent.failedAfter) hooks.reachable();
   const text = await response.text();
   let data = null;
   if (text) {
