@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse
 from parley.apidocs import install_docs
 from parley.asgi import install_edge_middleware, install_socket_lane, new_app
 from parley.auth import passwords
+from parley.auth.liveness import BrowserSessions
 from parley.auth.router import router as auth_router
 from parley.billing.hooks_router import router as billing_hooks_router
 from parley.billing.limits import enforce_plan_limits
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await jobs.start(RECOVERIES)
         directory = ChatDirectory(db, presence_group_limit=settings.presence_group_limit)
-        hub = Hub(bus, directory, queue_size=settings.ws_send_queue_size)
+        hub = Hub(bus, directory, BrowserSessions(db), queue_size=settings.ws_send_queue_size)
         limiter = open_limiter(settings)
         await limiter.start()
         app.state.resources = Resources(

@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
 from parley.asgi import install_edge_middleware, new_app
+from parley.auth.liveness import BrowserSessions
 from parley.billing.hooks_router import HOOKS_PREFIX
 from parley.billing.hooks_router import router as billing_hooks_router
 from parley.chats.directory import ChatDirectory
@@ -70,7 +71,9 @@ def create_hooks_app(settings: Settings | None = None) -> FastAPI:
         jobs = JobsRuntime.create(settings, db, TASKS)  # sends jobs; never runs them
         outbox = Outbox.start(settings, db, bus, jobs.queue.send_async, with_relay=False)
         directory = ChatDirectory(db, presence_group_limit=settings.presence_group_limit)
-        hub = Hub(bus, directory, queue_size=settings.ws_send_queue_size)  # no socket here
+        hub = Hub(
+            bus, directory, BrowserSessions(db), queue_size=settings.ws_send_queue_size
+        )  # no socket here
         limiter = open_limiter(settings)  # no route of its own limits; the type wants one
         await limiter.start()
         app.state.resources = Resources(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Protocol
 
 import structlog
@@ -30,6 +30,14 @@ class Directory(Protocol):
         ...
 
 
+class Sessions(Protocol):
+    """What live delivery needs to know about browser sessions (auth provides it)."""
+
+    async def lives(self, user_id: int, session_id: int) -> bool:
+        """Whether `user_id`'s browser session `session_id` still lives."""
+        ...
+
+
 class SignedOut(Exception):
     """The browser session that opened a socket ended before the socket started."""
 
@@ -37,9 +45,12 @@ class SignedOut(Exception):
 class Hub:
     """Tracks the sockets of this process and feeds each one from the bus."""
 
-    def __init__(self, bus: Bus, directory: Directory, *, queue_size: int) -> None:
+    def __init__(
+        self, bus: Bus, directory: Directory, sessions: Sessions, *, queue_size: int
+    ) -> None:
         self.bus = bus
         self.directory = directory
+        self.sessions = sessions
         self.queue_size = queue_size
         self._sockets: dict[WebSocket, Connection] = {}
         self._refills: set[asyncio.Task[None]] = set()
@@ -57,15 +68,14 @@ class Hub:
         last_event_id: str | None,
         *,
         browser_session_id: int | None = None,
-        still_signed_in: Callable[[], Awaitable[bool]] | None = None,
     ) -> Connection:
         """Start delivery to a new socket: replay after `last_event_id`, `ready`, then live.
 
-        A socket opened by a browser session's cookie closes when that session ends. The
-        session is checked again (`still_signed_in`) once the socket hears of its end and
-        before anything is sent: an end in between would otherwise go unheard. Raises
-        SignedOut when it has ended, and when the bus cannot serve it now (the caller closes
-        the socket either way).
+        A socket opened by a browser session's cookie (`browser_session_id`) closes when
+        that session ends. The session is checked again once the socket hears of its end
+        and before anything is sent: an end in between would otherwise go unheard. Raises
+        SignedOut when it has ended, and the bus's error when it cannot serve the socket
+        now (the caller closes the socket either way).
         """
         await self.bus.check()
         conn = Connection(
@@ -77,7 +87,9 @@ class Hub:
         )
         self.bus.listen(user_id, conn.offer)
         try:
-            if still_signed_in is not None and not await still_signed_in():
+            if browser_session_id is not None and not await self.sessions.lives(
+                user_id, browser_session_id
+            ):
                 raise SignedOut
             await self._start_at(conn, last_event_id, refill=False)
         except BaseException:

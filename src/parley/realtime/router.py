@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from functools import partial
 from typing import Annotated, Any
 
 import structlog
@@ -15,7 +14,6 @@ from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketState
 
 from parley.auth.deps import caller_from_connection
-from parley.auth.service import browser_session_lives
 from parley.common.errors import DomainError
 from parley.common.ids import MAX_ID
 from parley.common.responses import errors
@@ -56,15 +54,7 @@ async def websocket_events(websocket: WebSocket) -> None:
     hub = resources.hub
     try:
         conn = await hub.connect(
-            websocket,
-            user_id,
-            last_event_id,
-            browser_session_id=browser_session_id,
-            still_signed_in=(
-                None
-                if browser_session_id is None
-                else partial(_still_signed_in, resources, user_id, browser_session_id)
-            ),
+            websocket, user_id, last_event_id, browser_session_id=browser_session_id
         )
     except SignedOut:
         with contextlib.suppress(Exception):
@@ -112,17 +102,6 @@ async def _admit(
     await websocket.accept()
     _forget_headers(websocket)
     return user_id, caller.browser_session_id, params.get("lastEventId")
-
-
-async def _still_signed_in(resources: Resources, user_id: int, browser_session_id: int) -> bool:
-    """Whether a socket's browser session still lives (see `Hub.connect`). When the database
-    cannot answer, the handshake's check stands."""
-    try:
-        async with resources.db.session() as session:
-            return await browser_session_lives(session, user_id, browser_session_id)
-    except Exception as exc:
-        log.warning("could not check a socket's browser session", error=str(exc)[:200])
-        return True
 
 
 def _forget_headers(websocket: WebSocket) -> None:
