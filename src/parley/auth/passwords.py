@@ -3,11 +3,16 @@
 Hashing costs tens of milliseconds of CPU on purpose: the async functions run it on a
 thread, so that a login does not stall every socket of the process meanwhile. The costs
 come from settings (`PARLEY_PASSWORD_HASH_*`), set once by `configure` at app start.
+
+A password is hashed in Unicode normalization form C (as RFC 8265's OpaqueString profile
+asks): "é" typed as one code point on one keyboard and as "e" and a combining accent on
+another is the same password.
 """
 
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -44,12 +49,23 @@ def _dummy_hash() -> str:
 
 
 def hash_password(password: str) -> str:
-    """An Argon2id hash of `password`, salted."""
-    return _hasher().hash(password)
+    """An Argon2id hash of `password` (normalized), salted."""
+    return _hasher().hash(unicodedata.normalize("NFC", password))
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
-    """True when `password` matches. With no hash (unknown user) it still spends the same time."""
+    """True when `password` matches. With no hash (unknown user) it still spends the same time.
+
+    A hash made before passwords were normalized holds the password as it was typed: a
+    password that normalization changes is tried as typed too.
+    """
+    normalized = unicodedata.normalize("NFC", password)
+    if _matches(normalized, password_hash):
+        return True
+    return normalized != password and _matches(password, password_hash)
+
+
+def _matches(password: str, password_hash: str | None) -> bool:
     try:
         return _hasher().verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
