@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.web.conftest import Pages, WebServer
-from tests.web.kit import chat, chat_link, person, post, sign_in, texts
+from tests.web.kit import Person, chat, chat_link, person, post, sign_in, texts
 
 pytestmark = pytest.mark.timeout(120)
 # The requirement: a dead connection shows as offline within this long.
@@ -63,13 +63,7 @@ def test_a_late_reply_from_before_the_network_went_away_keeps_the_error(
     jon = person(web_server, "jon", "Jon")
     chat_id = chat(web_server, ivy, jon)
     post(web_server, jon, chat_id, "Sent before the tunnel")
-    page = pages.new()
-    pages.allow(r"ERR_INTERNET_DISCONNECTED")
-    sign_in(page, web_server, ivy)
-    held: list[Route] = []
-    page.route(f"**/chats/{chat_id}/messages?*", lambda route: held.append(route))
-    with page.expect_request(lambda request: "/messages?" in request.url):
-        chat_link(page, chat_id).click()
+    page, held = open_chat_holding_its_history(pages, web_server, ivy, chat_id)
 
     page.context.set_offline(True)
     expect(page.locator("#status")).to_have_text("offline")
@@ -77,6 +71,7 @@ def test_a_late_reply_from_before_the_network_went_away_keeps_the_error(
     page.get_by_role("button", name="Send").click()
     expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
     expect(page.locator("#net-error")).to_be_visible()
+    watch_hiding(page, "net-error")
 
     # The history asked for before going offline arrives now, as the server answered it.
     assert len(held) == 1
@@ -85,14 +80,83 @@ def test_a_late_reply_from_before_the_network_went_away_keeps_the_error(
     )
     held[0].fulfill(status=200, json=history.json())
     expect(page.locator(".message .text")).to_have_text(["Sent before the tunnel"])
-    expect(page.locator("#net-error")).to_be_visible()
     expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
+    assert times_hidden(page, "net-error") == 0
     page.unroute(f"**/chats/{chat_id}/messages?*")
 
     page.context.set_offline(False)
     expect(page.locator("#status")).to_have_text("live")
     expect(page.locator("#net-error")).to_be_hidden()
     expect(page.locator("#send-error")).to_have_text("")
+
+
+def test_a_late_failure_from_before_the_network_came_back_raises_no_error(
+    pages: Pages, web_server: WebServer
+) -> None:
+    # The mirror image: a request sent before the network went away can fail after it came
+    # back and the live socket reached the server again; that says nothing about now.
+    kim = person(web_server, "kim", "Kim")
+    lea = person(web_server, "lea", "Lea")
+    chat_id = chat(web_server, kim, lea)
+    page, held = open_chat_holding_its_history(pages, web_server, kim, chat_id)
+
+    page.context.set_offline(True)
+    expect(page.locator("#status")).to_have_text("offline")
+    page.context.set_offline(False)
+    expect(page.locator("#status")).to_have_text("live")
+    watch_showing(page, "net-error")
+
+    assert len(held) == 1
+    held[0].abort("internetdisconnected")
+    expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
+    assert times_shown(page, "net-error") == 0
+    expect(page.locator("#net-error")).to_be_hidden()
+
+
+def open_chat_holding_its_history(
+    pages: Pages, web_server: WebServer, who: Person, chat_id: int
+) -> tuple[Page, list[Route]]:
+    """Sign `who` in and open the chat, its history request held (unanswered) in the list."""
+    page = pages.new()
+    pages.allow(r"ERR_INTERNET_DISCONNECTED")  # what the browser logs for every try offline
+    sign_in(page, web_server, who)
+    held: list[Route] = []
+    page.route(f"**/chats/{chat_id}/messages?*", lambda route: held.append(route))
+    with page.expect_request(lambda request: "/messages?" in request.url):
+        chat_link(page, chat_id).click()
+    return page, held
+
+
+def watch_hiding(page: Page, element_id: str) -> None:
+    """Count from now on how often the element gets its `hidden` attribute."""
+    _watch(page, element_id, hiding=True)
+
+
+def watch_showing(page: Page, element_id: str) -> None:
+    """Count from now on how often the element loses its `hidden` attribute."""
+    _watch(page, element_id, hiding=False)
+
+
+def _watch(page: Page, element_id: str, *, hiding: bool) -> None:
+    page.evaluate(
+        """([id, hiding]) => {
+          const node = document.getElementById(id);
+          window.__flips = window.__flips || {};
+          window.__flips[id] = 0;
+          new MutationObserver(() => {
+            if (node.hidden === hiding) window.__flips[id] += 1;
+          }).observe(node, { attributes: true, attributeFilter: ["hidden"] });
+        }""",
+        [element_id, hiding],
+    )
+
+
+def times_hidden(page: Page, element_id: str) -> int:
+    """How often the watched element was hidden (see `watch_hiding`)."""
+    return int(page.evaluate("(id) => window.__flips[id]", element_id))
+
+
+times_shown = times_hidden  # the same count, for an element watched with `watch_showing`
 
 
 def test_a_server_that_stops_answering_shows_offline_within_30_s(

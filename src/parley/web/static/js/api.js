@@ -4,10 +4,12 @@
 
 const credentials = { csrf: null };
 const hooks = { reachable: () => {}, unreachable: () => {}, sessionEnded: () => {} };
-// Requests are numbered as they are sent. A reply proves the server reachable only if its
-// request left after the last failure: one sent before the network went away can still be
-// answered after a later one failed, and must not clear that failure's error.
-const sent = { count: 0, failedAfter: 0 };
+// Requests are numbered as they are sent, and what one's outcome says about the network
+// holds only if nothing sent later said otherwise: a reply to a request sent before the
+// last failure does not clear that failure's error (it may have been answered after the
+// network went away), and the failure of a request sent before the server was last
+// reached does not raise one (it may have failed after the network came back).
+const sent = { count: 0, failedAfter: 0, reachedAfter: 0 };
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -28,6 +30,11 @@ export function setCsrfToken(token) {
  */
 export function setApiHooks(next) {
   Object.assign(hooks, next);
+}
+
+/** The server was reached some other way (the live socket opened): older failures are old. */
+export function markServerReached() {
+  sent.reachedAfter = sent.count;
 }
 
 /** The absolute URL of `path` under the API. */
@@ -67,11 +74,16 @@ export async function api(path, { method = "GET", json, form, params } = {}) {
   try {
     response = await fetch(url, { method, headers, body, credentials: "same-origin", cache: "no-store" });
   } catch (err) {
-    sent.failedAfter = sent.count;
-    hooks.unreachable();
+    if (number > sent.reachedAfter) {
+      sent.failedAfter = sent.count;
+      hooks.unreachable();
+    }
     throw new ApiError(0, "Cannot reach the server.");
   }
-  if (number > sent.failedAfter) hooks.reachable();
+  if (number > sent.failedAfter) {
+    sent.reachedAfter = Math.max(sent.reachedAfter, number);
+    hooks.reachable();
+  }
   const text = await response.text();
   let data = null;
   if (text) {

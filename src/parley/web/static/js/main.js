@@ -2,7 +2,7 @@
 // reload, never kept only in the page), REST for history and writes, and one WebSocket for
 // live events. No framework and no build step: modules straight from this folder.
 
-import { api, apiUrl, setApiHooks, setCsrfToken } from "./api.js";
+import { api, apiUrl, markServerReached, setApiHooks, setCsrfToken } from "./api.js";
 import { billingEnabled, cancelSubscription, loadBilling, onBillingUpdated } from "./billing.js";
 import { createChatFromForm, loadChats, onKindChange, reloadChatsSoon, toggleNewChat } from "./chats.js";
 import { $, clearNetworkErrors, showError } from "./dom.js";
@@ -34,6 +34,7 @@ const STATUS_TEXT = { connecting: "connecting…", live: "live", offline: "offli
 const live = new LiveConnection(() => apiUrl("ws").href, {
   onEvent: handleEvent,
   onReady: ({ fresh }) => {
+    markServerReached();
     serverReachable();
     if (fresh) refreshAll();
   },
