@@ -71,7 +71,7 @@ def test_a_late_reply_from_before_the_network_went_away_keeps_the_error(
     page.get_by_role("button", name="Send").click()
     expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
     expect(page.locator("#net-error")).to_be_visible()
-    watch_hiding(page, "net-error")
+    count_flips(page, "net-error", to_hidden=True)
 
     # The history asked for before going offline arrives now, as the server answered it.
     assert len(held) == 1
@@ -81,7 +81,7 @@ def test_a_late_reply_from_before_the_network_went_away_keeps_the_error(
     held[0].fulfill(status=200, json=history.json())
     expect(page.locator(".message .text")).to_have_text(["Sent before the tunnel"])
     expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
-    assert times_hidden(page, "net-error") == 0
+    assert flips(page, "net-error") == 0
     page.unroute(f"**/chats/{chat_id}/messages?*")
 
     page.context.set_offline(False)
@@ -104,12 +104,12 @@ def test_a_late_failure_from_before_the_network_came_back_raises_no_error(
     expect(page.locator("#status")).to_have_text("offline")
     page.context.set_offline(False)
     expect(page.locator("#status")).to_have_text("live")
-    watch_showing(page, "net-error")
+    count_flips(page, "net-error", to_hidden=False)
 
     assert len(held) == 1
     held[0].abort("internetdisconnected")
     expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
-    assert times_shown(page, "net-error") == 0
+    assert flips(page, "net-error") == 0
     expect(page.locator("#net-error")).to_be_hidden()
 
 
@@ -127,36 +127,24 @@ def open_chat_holding_its_history(
     return page, held
 
 
-def watch_hiding(page: Page, element_id: str) -> None:
-    """Count from now on how often the element gets its `hidden` attribute."""
-    _watch(page, element_id, hiding=True)
-
-
-def watch_showing(page: Page, element_id: str) -> None:
-    """Count from now on how often the element loses its `hidden` attribute."""
-    _watch(page, element_id, hiding=False)
-
-
-def _watch(page: Page, element_id: str, *, hiding: bool) -> None:
+def count_flips(page: Page, element_id: str, *, to_hidden: bool) -> None:
+    """From now on, count how often the element is hidden (`to_hidden`) or shown again."""
     page.evaluate(
-        """([id, hiding]) => {
+        """([id, toHidden]) => {
           const node = document.getElementById(id);
           window.__flips = window.__flips || {};
           window.__flips[id] = 0;
           new MutationObserver(() => {
-            if (node.hidden === hiding) window.__flips[id] += 1;
+            if (node.hidden === toHidden) window.__flips[id] += 1;
           }).observe(node, { attributes: true, attributeFilter: ["hidden"] });
         }""",
-        [element_id, hiding],
+        [element_id, to_hidden],
     )
 
 
-def times_hidden(page: Page, element_id: str) -> int:
-    """How often the watched element was hidden (see `watch_hiding`)."""
+def flips(page: Page, element_id: str) -> int:
+    """The count `count_flips` keeps for the element."""
     return int(page.evaluate("(id) => window.__flips[id]", element_id))
-
-
-times_shown = times_hidden  # the same count, for an element watched with `watch_showing`
 
 
 def test_a_server_that_stops_answering_shows_offline_within_30_s(
