@@ -4,6 +4,11 @@ after which the page catches up on what it missed."""
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import httpx
 import pytest
 from playwright.sync_api import Page, Route, expect
@@ -111,6 +116,135 @@ def test_a_late_failure_from_before_the_network_came_back_raises_no_error(
     expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
     assert flips(page, "net-error") == 0
     expect(page.locator("#net-error")).to_be_hidden()
+
+
+def test_a_proxy_answering_for_a_server_it_cannot_reach_counts_as_unreachable(
+    pages: Pages, web_server: WebServer
+) -> None:
+    # Behind a proxy, a Parley that is down or restarting answers through it: our nginx's 502
+    # (with a JSON detail of its own), another proxy's 504 page, a load balancer's 503 page.
+    # None is an answer from Parley: the page says what it says offline.
+    mae = person(web_server, "mae", "Mae")
+    ned = person(web_server, "ned", "Ned")
+    chat_id = chat(web_server, mae, ned)
+    page = pages.new()
+    pages.allow(r"status of 50[234]")  # the browser logs each of the proxy's answers
+    sign_in(page, web_server, mae)
+    open_chat(page, chat_id)
+    proxy_answers = [
+        {"status": 504, "content_type": "text/html", "body": "<h1>504 Gateway Time-out</h1>"},
+        {"status": 503, "content_type": "text/html", "body": "<h1>503 Service Unavailable</h1>"},
+        # Last, so that its error is the one left shown: our nginx's, in Parley's own shape.
+        {"status": 502, "json": {"detail": "The application is unavailable; retry shortly"}},
+    ]
+    answered: list[int] = []
+
+    def through_a_proxy(route: Route) -> None:
+        if route.request.method != "POST":
+            route.fallback()
+            return
+        answer = proxy_answers[len(answered) % len(proxy_answers)]
+        answered.append(answer["status"])
+        route.fulfill(**answer)
+
+    page.route(f"**/chats/{chat_id}/messages", through_a_proxy)
+    page.get_by_label("Message", exact=True).fill("Said while it restarts")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
+    expect(page.locator("#net-error")).to_be_visible()
+    expect(page.get_by_label("Message", exact=True)).to_have_value("Said while it restarts")
+    assert answered == [504, 503, 502]  # every kind met, each retried as a network failure
+
+    # Parley is back: sending again works, and the errors are gone.
+    page.unroute(f"**/chats/{chat_id}/messages", through_a_proxy)
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".message.mine .text")).to_have_text(["Said while it restarts"])
+    expect(page.locator("#send-error")).to_have_text("")
+    expect(page.locator("#net-error")).to_be_hidden()
+    assert texts(web_server, ned, chat_id) == ["Said while it restarts"]
+
+
+def test_parleys_own_503_shows_its_detail_and_no_network_banner(
+    pages: Pages, web_server: WebServer
+) -> None:
+    # Parley answering 503 (a dependency is down) did reach the server: its detail is shown
+    # where the action failed, and "cannot reach the server" is not claimed.
+    oli = person(web_server, "oli", "Oli")
+    pam = person(web_server, "pam", "Pam")
+    chat_id = chat(web_server, oli, pam)
+    page = pages.new()
+    pages.allow(r"status of 503")
+    sign_in(page, web_server, oli)
+    open_chat(page, chat_id)
+    detail = "The database is unavailable; try again shortly."
+
+    def with_the_database_down(route: Route) -> None:
+        if route.request.method != "POST":
+            route.fallback()
+            return
+        route.fulfill(status=503, json={"detail": detail}, headers={"Retry-After": "1"})
+
+    page.route(f"**/chats/{chat_id}/messages", with_the_database_down)
+    page.get_by_label("Message", exact=True).fill("Wait for the database")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#send-error")).to_have_text(detail)
+    expect(page.locator("#net-error")).to_be_hidden()
+    expect(page.get_by_label("Message", exact=True)).to_have_value("Wait for the database")
+
+
+def test_an_answer_cut_off_midway_counts_as_unreachable(
+    pages: Pages, web_server: WebServer
+) -> None:
+    # A connection lost while the body is read fails there, not at the request: still the
+    # network, to be said as such and cleared when the server answers again.
+    quin = person(web_server, "quin", "Quin")
+    rae = person(web_server, "rae", "Rae")
+    chat_id = chat(web_server, quin, rae)
+    page = pages.new()
+    pages.allow(r"ERR_CONTENT_LENGTH_MISMATCH")  # what the browser logs for the cut answer
+    sign_in(page, web_server, quin)
+    with cut_off_answers() as cut_url:
+        page.route(f"**/chats/{chat_id}/messages?*", lambda route: route.continue_(url=cut_url))
+        open_chat(page, chat_id)
+        expect(page.locator("#send-error")).to_have_text("Cannot reach the server.")
+        expect(page.locator("#net-error")).to_be_visible()
+    page.unroute(f"**/chats/{chat_id}/messages?*")
+
+    page.get_by_label("Message", exact=True).fill("Heard at last")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".message.mine .text")).to_have_text(["Heard at last"])
+    expect(page.locator("#send-error")).to_have_text("")
+    expect(page.locator("#net-error")).to_be_hidden()
+
+
+@contextmanager
+def cut_off_answers() -> Iterator[str]:
+    """A loopback HTTP server whose every answer promises more body than it sends, then
+    hangs up; yields its URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was shut down: the test is over
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 5000\r\nConnection: close\r\n\r\n"
+                    b'{"items": [{"id": 1, "text": "The beginn'
+                )
+
+    thread = threading.Thread(target=serve, name="cut-off-answers", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/cut"
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        thread.join(5)
 
 
 def open_chat_holding_its_history(

@@ -56,6 +56,35 @@ function detailText(body, fallback) {
   return fallback;
 }
 
+// Parley never answers 502 or 504 itself: those come from a proxy that could not reach it or
+// gave up waiting (ours answers them with a JSON detail of its own), and say what a failed
+// fetch says. A 503 is Parley's own when it has a JSON body (a dependency is down: the
+// server answered); without one it is a proxy's or a load balancer's. After a 504 the request
+// may still have been carried out: sends carry a clientId, so retrying them is safe.
+const GATEWAY_STATUSES = new Set([502, 504]);
+
+/** Note that the request numbered `number` did not reach the server; the error to throw. */
+function unreachable(number) {
+  if (number > sent.reachedAfter) {
+    sent.failedAfter = sent.count;
+    hooks.unreachable();
+  }
+  return new ApiError(0, "Cannot reach the server.");
+}
+
+function parseJson(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    return null;
+  }
+}
+
+function isObject(data) {
+  return data !== null && typeof data === "object" && !Array.isArray(data);
+}
+
 /** Call the API; the parsed JSON body (null when empty); throws ApiError. */
 export async function api(path, { method = "GET", json, form, params } = {}) {
   const url = apiUrl(path);
@@ -71,27 +100,19 @@ export async function api(path, { method = "GET", json, form, params } = {}) {
   if (method !== "GET" && credentials.csrf) headers["X-CSRF-Token"] = credentials.csrf;
   const number = ++sent.count;
   let response;
+  let text;
   try {
     response = await fetch(url, { method, headers, body, credentials: "same-origin", cache: "no-store" });
+    text = await response.text(); // a body cut off midway fails here, as a lost network does
   } catch (err) {
-    if (number > sent.reachedAfter) {
-      sent.failedAfter = sent.count;
-      hooks.unreachable();
-    }
-    throw new ApiError(0, "Cannot reach the server.");
+    throw unreachable(number);
   }
+  const data = parseJson(text);
+  const viaProxy = GATEWAY_STATUSES.has(response.status) || (response.status === 503 && !isObject(data));
+  if (viaProxy) throw unreachable(number);
   if (number > sent.failedAfter) {
     sent.reachedAfter = Math.max(sent.reachedAfter, number);
     hooks.reachable();
-  }
-  const text = await response.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch (err) {
-      data = null;
-    }
   }
   if (!response.ok) {
     if (response.status === 401 && !path.startsWith("auth/")) hooks.sessionEnded();
