@@ -13,12 +13,16 @@ from typing import Any, Protocol
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import MODE
 from tests.fixtures.servers import ServerProcess, server_env, start_server
 from tests.fixtures.users import PASSWORD, register_on
 
 RECEIVE_TIMEOUT = 10.0
+# The close code of a socket whose browser session ended, and the server's own notice of it.
+UNAUTHORIZED = 4401
+NOTICE = "parley.session.ended"
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +156,40 @@ class Socket:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+async def cookie_socket(server: ServerProcess, cookie: str) -> Socket:
+    """A socket opened as the web page opens it: with the session's cookie."""
+    ws = await connect(
+        server.ws, additional_headers={"Cookie": cookie}, max_queue=None, ping_interval=None
+    )
+    return await Socket(ws).start()
+
+
+async def frames_until_closed(sock: Socket) -> tuple[list[dict[str, Any]], int | None]:
+    """Every frame read until the server closes the socket, and its close code."""
+    frames: list[dict[str, Any]] = []
+    try:
+        while True:
+            frames.append(await sock.next(RECEIVE_TIMEOUT))
+    except ConnectionClosed as closed:
+        return frames, closed.rcvd.code if closed.rcvd is not None else None
+
+
+async def close_code(sock: Socket) -> int | None:
+    """Read (skipping presence and the like) until the server closes the socket."""
+    frames, code = await frames_until_closed(sock)
+    assert all(f["type"] != NOTICE for f in frames), "the server's own notice reached a client"
+    return code
+
+
+async def logout_session(server: ServerProcess, cookie: str, csrf: str) -> None:
+    """Sign the browser session out, as the web page does."""
+    async with httpx.AsyncClient(base_url=server.http, timeout=15) as c:
+        resp = await c.post(
+            "/api/v1/auth/logout-session", headers={"Cookie": cookie, "X-CSRF-Token": csrf}
+        )
+    assert resp.status_code == 204, resp.text
 
 
 @pytest.fixture

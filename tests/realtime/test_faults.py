@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -29,7 +30,14 @@ from tests.fixtures.apps import make_settings
 from tests.fixtures.services import PrivatePostgres, PrivateRedis
 from tests.fixtures.workers import start_worker
 from tests.jobs.pageserver import running_page_server
-from tests.realtime.conftest import make_user
+from tests.realtime.conftest import (
+    UNAUTHORIZED,
+    browser_login,
+    cookie_socket,
+    frames_until_closed,
+    logout_session,
+    make_user,
+)
 from tests.realtime.faultkit import Deployment, Scenario, health, wait_until
 
 pytestmark = [pytest.mark.services_only, pytest.mark.timeout(180)]
@@ -194,6 +202,47 @@ async def test_a_socket_opened_during_an_outage_is_told_to_come_back(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code in (1011, 1013)
     assert "Traceback" not in server.log()
+
+
+async def test_a_sign_out_missed_by_a_cut_off_subscription_closes_its_sockets_later(
+    setup_factory: Callable[..., Setup],
+) -> None:
+    """The notice that closes a browser session's sockets travels on pub/sub: a process whose
+    subscription is cut off (Redis dropping a slow subscriber, a partition) misses it while
+    Redis itself keeps working. When the process subscribes again it asks the database about
+    its cookie sockets before refilling them from the log: the signed-out one closes without
+    being given what was sent meanwhile, and the other browser's gets it."""
+    setup = setup_factory()
+    server = setup.deployment.servers[0]
+    alice = await make_user(server, "alice")
+    bob = await make_user(server, "bob")
+    chat_id = await alice.group(bob)
+    leaving, csrf = await browser_login(server, "alice")
+    staying, _ = await browser_login(server, "alice")
+    signed_out = await cookie_socket(server, leaving)
+    still_in = await cookie_socket(server, staying)
+    admin = redis.from_url(setup.redis.url)
+    subscribe = ["subscribe", "ssubscribe", "psubscribe"]
+    try:
+        # Every process loses its subscription and cannot subscribe again; the rest works.
+        await admin.execute_command("ACL", "SETUSER", "default", *(f"-{c}" for c in subscribe))
+        await admin.client_kill_filter(_type="pubsub")
+        await wait_until(lambda: pubsub_failing(setup), 10, "health to report pubsub down")
+        await logout_session(server, leaving, csrf)  # published, and heard by no process
+        meanwhile = await bob.send(chat_id, "sent while nobody listened")  # in the logs only
+        await admin.execute_command("ACL", "SETUSER", "default", *(f"+{c}" for c in subscribe))
+        await wait_until(lambda: pubsub_healthy(setup), 15, "pubsub to recover")
+
+        frames, code = await frames_until_closed(signed_out)
+        assert code == UNAUTHORIZED
+        assert [f for f in frames if f["type"] == "message.created"] == []
+        assert (await still_in.next_of("message.created"))["data"]["id"] == meanwhile["id"]
+        sent = await bob.send(chat_id, "still with us?")
+        assert (await still_in.next_of("message.created"))["data"]["id"] == sent["id"]
+    finally:
+        await signed_out.close()
+        await still_in.close()
+        await admin.aclose()
 
 
 async def test_a_server_process_killed_under_load(setup_factory: Callable[..., Setup]) -> None:

@@ -4,42 +4,22 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 import redis.asyncio as redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.fixtures.servers import ServerProcess
-from tests.realtime.conftest import RECEIVE_TIMEOUT, Socket, browser_login, make_user
-
-UNAUTHORIZED = 4401
-NOTICE = "parley.session.ended"
-
-
-async def _cookie_socket(server: ServerProcess, cookie: str) -> Socket:
-    ws = await connect(
-        server.ws, additional_headers={"Cookie": cookie}, max_queue=None, ping_interval=None
-    )
-    return await Socket(ws).start()
-
-
-async def _close_code(sock: Socket) -> int | None:
-    """Read (skipping presence and the like) until the server closes the socket."""
-    try:
-        while True:
-            frame = await sock.next(RECEIVE_TIMEOUT)
-            assert frame["type"] != NOTICE, "the server's own notice reached a client"
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd is not None else None
-
-
-async def _logout_session(server: ServerProcess, cookie: str, csrf: str) -> None:
-    async with httpx.AsyncClient(base_url=server.http, timeout=15) as c:
-        resp = await c.post(
-            "/api/v1/auth/logout-session", headers={"Cookie": cookie, "X-CSRF-Token": csrf}
-        )
-    assert resp.status_code == 204, resp.text
+from tests.realtime.conftest import (
+    NOTICE,
+    RECEIVE_TIMEOUT,
+    UNAUTHORIZED,
+    browser_login,
+    close_code,
+    cookie_socket,
+    logout_session,
+    make_user,
+)
 
 
 async def test_logout_session_closes_its_sockets_on_every_process(
@@ -50,13 +30,13 @@ async def test_logout_session_closes_its_sockets_on_every_process(
     chat = await alice.group(bob)
     ending, csrf = await browser_login(server_a, "alice")
     staying, _ = await browser_login(server_b, "alice")
-    ended_sockets = [await _cookie_socket(server_a, ending), await _cookie_socket(server_b, ending)]
-    other_session = await _cookie_socket(server_b, staying)
+    ended_sockets = [await cookie_socket(server_a, ending), await cookie_socket(server_b, ending)]
+    other_session = await cookie_socket(server_b, staying)
     by_token = await open_socket(server_a, alice)  # type: ignore[operator]
     try:
-        await _logout_session(server_b, ending, csrf)
+        await logout_session(server_b, ending, csrf)
         for sock in ended_sockets:
-            assert await _close_code(sock) == UNAUTHORIZED
+            assert await close_code(sock) == UNAUTHORIZED
         # The other browser and the token's socket still hear everything, and never see
         # the notice that closed the others (it is the server's own).
         sent = await bob.send(chat, "still here?")
@@ -74,7 +54,7 @@ async def test_logout_session_closes_its_sockets_on_every_process(
 async def test_a_signed_out_cookie_opens_no_socket(server_a: ServerProcess) -> None:
     await make_user(server_a, "alice")
     cookie, csrf = await browser_login(server_a, "alice")
-    await _logout_session(server_a, cookie, csrf)
+    await logout_session(server_a, cookie, csrf)
     async with connect(server_a.ws, additional_headers={"Cookie": cookie}) as ws:
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
@@ -96,7 +76,7 @@ async def test_the_notice_is_one_an_older_process_drops(
     pubsub = client.pubsub()
     try:
         await pubsub.psubscribe("*")
-        await _logout_session(server_a, cookie, csrf)
+        await logout_session(server_a, cookie, csrf)
         async with asyncio.timeout(RECEIVE_TIMEOUT):
             while True:
                 message = await pubsub.get_message(timeout=RECEIVE_TIMEOUT)

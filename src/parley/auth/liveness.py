@@ -1,27 +1,35 @@
-"""What live delivery may ask about browser sessions: whether one still lives."""
+"""What live delivery may ask about browser sessions: which ones still live."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import structlog
 
-from parley.auth.service import browser_session_lives
+from parley.auth.service import living_browser_sessions
 from parley.db.engine import Database
 
 log = structlog.get_logger("parley.auth")
 
 
 class BrowserSessions:
-    """Answers the hub's question about a socket opened with a session cookie."""
+    """Answers the hub's questions about sockets opened with a session cookie."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def lives(self, user_id: int, session_id: int) -> bool:
-        """Whether `user_id`'s browser session `session_id` still lives, in one query. When
-        the database cannot answer, True: the handshake's own check stands."""
+        """Whether `user_id`'s browser session `session_id` still lives."""
+        return (user_id, session_id) in await self.living([(user_id, session_id)])
+
+    async def living(self, sessions: Collection[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Those of `sessions`, (user id, session id) pairs, that still live. When the
+        database cannot answer, all of them: the checks made before stand."""
+        if not sessions:
+            return set()
         try:
             async with self._db.session() as session:
-                return await browser_session_lives(session, user_id, session_id)
+                return await living_browser_sessions(session, sessions)
         except Exception as exc:
-            log.warning("could not check a socket's browser session", error=str(exc)[:200])
-            return True
+            log.warning("could not check the browser sessions of sockets", error=str(exc)[:200])
+            return set(sessions)

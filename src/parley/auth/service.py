@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -363,14 +364,28 @@ async def end_browser_session(session: AsyncSession, token: str) -> BrowserSessi
     return found
 
 
-async def browser_session_lives(session: AsyncSession, user_id: int, session_id: int) -> bool:
-    """Whether `user_id`'s browser session `session_id` still exists and has not expired."""
-    expires_at = await session.scalar(
-        select(BrowserSession.expires_at).where(
-            BrowserSession.id == session_id, BrowserSession.user_id == user_id
+# Browser sessions asked about in one statement at most: its IN list stays under the 999
+# parameters older SQLite builds allow.
+_SESSIONS_PER_QUERY = 500
+
+
+async def living_browser_sessions(
+    session: AsyncSession, sessions: Collection[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """Those of `sessions`, (user id, browser session id) pairs, that still exist and have
+    not expired."""
+    ids = sorted({session_id for _, session_id in sessions})
+    now = utcnow()
+    found: set[tuple[int, int]] = set()
+    for start in range(0, len(ids), _SESSIONS_PER_QUERY):
+        rows = await session.execute(
+            select(BrowserSession.user_id, BrowserSession.id).where(
+                BrowserSession.id.in_(ids[start : start + _SESSIONS_PER_QUERY]),
+                BrowserSession.expires_at > now,
+            )
         )
-    )
-    return expires_at is not None and expires_at > utcnow()
+        found.update((user_id, session_id) for user_id, session_id in rows)
+    return found & set(sessions)
 
 
 async def search_users(

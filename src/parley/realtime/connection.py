@@ -221,7 +221,11 @@ class Connection:
         """A browser session ended: its sockets close, and nothing more reaches them."""
         session_id = self.browser_session_id
         if session_id is not None and ended_session_id(notice) == session_id:
-            self.close(UNAUTHORIZED_CLOSE_CODE, "signed out")
+            self.signed_out()
+
+    def signed_out(self) -> None:
+        """The browser session that opened the socket has ended: close it as the contract says."""
+        self.close(UNAUTHORIZED_CLOSE_CODE, "signed out")
 
     def _close_slow_consumer(self) -> None:
         WS_DROPPED.inc()

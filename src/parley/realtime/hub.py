@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Protocol
+from collections.abc import Awaitable, Collection, Coroutine
+from typing import Any, Protocol
 
 import structlog
 from starlette.websockets import WebSocket
@@ -37,6 +37,10 @@ class Sessions(Protocol):
         """Whether `user_id`'s browser session `session_id` still lives."""
         ...
 
+    async def living(self, sessions: Collection[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Those of `sessions`, (user id, session id) pairs, that still live."""
+        ...
+
 
 class SignedOut(Exception):
     """The browser session that opened a socket ended before the socket started."""
@@ -53,8 +57,8 @@ class Hub:
         self.sessions = sessions
         self.queue_size = queue_size
         self._sockets: dict[WebSocket, Connection] = {}
-        self._refills: set[asyncio.Task[None]] = set()
-        bus.on_gap(self._refill_all)
+        self._background: set[asyncio.Task[None]] = set()
+        bus.on_gap(self._after_gap)
 
     @property
     def open_sockets(self) -> int:
@@ -130,12 +134,45 @@ class Hub:
             conn.push_text(ready_frame(position.last_event_id))
         conn.go_live(position.last_event_id, restart=restart)
 
-    def _refill_all(self) -> None:
-        """Live delivery may have missed events: refill every socket from the log."""
+    def _after_gap(self) -> None:
+        """Live delivery may have missed events: refill every socket from the log.
+
+        It may have missed a sign-out's notice too: the sockets opened by a browser session
+        are held (given nothing) until the database says which sessions still live, then
+        the others are closed and the rest refilled.
+        """
+        by_cookie = []
         for conn in list(self._sockets.values()):
-            task = asyncio.get_running_loop().create_task(self._refill(conn))
-            self._refills.add(task)
-            task.add_done_callback(self._refills.discard)
+            if conn.browser_session_id is None:
+                self._in_background(self._refill(conn))
+            else:
+                conn.hold()
+                by_cookie.append(conn)
+        if by_cookie:
+            self._in_background(self._refill_if_signed_in(by_cookie))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _refill_if_signed_in(self, sockets: list[Connection]) -> None:
+        """Close the sockets whose browser session has ended (one question for them all),
+        and refill the others."""
+        opened_by = {
+            conn: (conn.user_id, conn.browser_session_id)
+            for conn in sockets
+            if conn.browser_session_id is not None
+        }
+        living = await self.sessions.living(set(opened_by.values()))
+        still_open = set(self._sockets.values())
+        for conn, session in opened_by.items():
+            if conn not in still_open:
+                continue
+            if session in living:
+                self._in_background(self._refill(conn))
+            else:
+                conn.signed_out()
 
     async def _refill(self, conn: Connection) -> None:
         async with conn.refilling:
