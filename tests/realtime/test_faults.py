@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -243,6 +245,41 @@ async def test_a_sign_out_missed_by_a_cut_off_subscription_closes_its_sockets_la
         await signed_out.close()
         await still_in.close()
         await admin.aclose()
+
+
+async def test_a_database_that_hangs_after_a_gap_holds_the_cookie_sockets_back_briefly(
+    setup_factory: Callable[..., Setup],
+) -> None:
+    """After a gap in live delivery the sockets opened by a browser session wait for the
+    database to say their session still lives; a database that does not answer then (here
+    a lock on the sessions' table, as a long migration would hold) must not keep them from
+    their events for more than a few seconds."""
+    setup = setup_factory()
+    server = setup.deployment.servers[0]
+    alice = await make_user(server, "alice")
+    bob = await make_user(server, "bob")
+    chat_id = await alice.group(bob)
+    cookie, _ = await browser_login(server, "alice")
+    sock = await cookie_socket(server, cookie)
+    admin = redis.from_url(setup.redis.url)
+    subscribe = ["subscribe", "ssubscribe", "psubscribe"]
+    engine = create_async_engine(setup.deployment.database_url)
+    try:
+        await admin.execute_command("ACL", "SETUSER", "default", *(f"-{c}" for c in subscribe))
+        await admin.client_kill_filter(_type="pubsub")
+        await wait_until(lambda: pubsub_failing(setup), 10, "health to report pubsub down")
+        sent = await bob.send(chat_id, "in the logs before the database hung")
+        async with engine.connect() as locker:
+            await locker.execute(text("LOCK TABLE browser_sessions IN ACCESS EXCLUSIVE MODE"))
+            await admin.execute_command("ACL", "SETUSER", "default", *(f"+{c}" for c in subscribe))
+            got = await sock.next_of("message.created", timeout=15)
+            assert got["data"]["id"] == sent["id"]
+            await locker.rollback()
+    finally:
+        await sock.close()
+        await admin.aclose()
+        await engine.dispose()
+    assert "could not check the browser sessions of sockets" in server.log()
 
 
 async def test_a_server_process_killed_under_load(setup_factory: Callable[..., Setup]) -> None:

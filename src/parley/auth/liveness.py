@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 
 import structlog
@@ -10,6 +11,10 @@ from parley.auth.service import living_browser_sessions
 from parley.db.engine import Database
 
 log = structlog.get_logger("parley.auth")
+
+# The sockets asked about wait for the answer (a handshake, or sockets held after a gap in
+# live delivery): a database that hangs must not hold them longer than this.
+ANSWER_WITHIN_SECONDS = 5.0
 
 
 class BrowserSessions:
@@ -24,12 +29,14 @@ class BrowserSessions:
 
     async def living(self, sessions: Collection[tuple[int, int]]) -> set[tuple[int, int]]:
         """Those of `sessions`, (user id, session id) pairs, that still live. When the
-        database cannot answer, all of them: the checks made before stand."""
+        database cannot answer (within `ANSWER_WITHIN_SECONDS`), all of them: the checks
+        made before stand."""
         if not sessions:
             return set()
         try:
-            async with self._db.session() as session:
+            async with asyncio.timeout(ANSWER_WITHIN_SECONDS), self._db.session() as session:
                 return await living_browser_sessions(session, sessions)
         except Exception as exc:
-            log.warning("could not check the browser sessions of sockets", error=str(exc)[:200])
+            error = f"{type(exc).__name__}: {exc}"[:200]
+            log.warning("could not check the browser sessions of sockets", error=error)
             return set(sessions)
