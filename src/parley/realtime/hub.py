@@ -141,13 +141,14 @@ class Hub:
         are held (given nothing) until the database says which sessions still live, then
         the others are closed and the rest refilled.
         """
-        by_cookie = []
+        by_cookie: dict[Connection, tuple[int, int]] = {}
         for conn in list(self._sockets.values()):
-            if conn.browser_session_id is None:
+            session_id = conn.browser_session_id
+            if session_id is None:
                 self._in_background(self._refill(conn))
             else:
                 conn.hold()
-                by_cookie.append(conn)
+                by_cookie[conn] = (conn.user_id, session_id)
         if by_cookie:
             self._in_background(self._refill_if_signed_in(by_cookie))
 
@@ -156,14 +157,9 @@ class Hub:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _refill_if_signed_in(self, sockets: list[Connection]) -> None:
-        """Close the sockets whose browser session has ended (one question for them all),
-        and refill the others."""
-        opened_by = {
-            conn: (conn.user_id, conn.browser_session_id)
-            for conn in sockets
-            if conn.browser_session_id is not None
-        }
+    async def _refill_if_signed_in(self, opened_by: dict[Connection, tuple[int, int]]) -> None:
+        """Close the sockets whose browser session (user id, session id) has ended, with one
+        question for them all, and refill the others."""
         living = await self.sessions.living(set(opened_by.values()))
         still_open = set(self._sockets.values())
         for conn, session in opened_by.items():
