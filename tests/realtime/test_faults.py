@@ -15,7 +15,8 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,31 @@ async def pubsub_failing(setup: Setup) -> bool:
 async def pubsub_healthy(setup: Setup) -> bool:
     reports = [await health(s) for s in setup.deployment.alive()]
     return all(r["checks"]["pubsub"] == "ok" for r in reports)
+
+
+@asynccontextmanager
+async def subscriptions_cut_off(setup: Setup) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Cut every process's pub/sub subscription off, while every other command keeps working
+    (Redis ACLs deny subscribing, and the subscriptions are dropped); yields the function
+    that lets them subscribe again (called on the way out if the test did not)."""
+    admin = redis.from_url(setup.redis.url)
+    commands = ("subscribe", "ssubscribe", "psubscribe")
+    restored = False
+
+    async def restore() -> None:
+        nonlocal restored
+        restored = True
+        await admin.execute_command("ACL", "SETUSER", "default", *(f"+{c}" for c in commands))
+
+    try:
+        await admin.execute_command("ACL", "SETUSER", "default", *(f"-{c}" for c in commands))
+        await admin.client_kill_filter(_type="pubsub")
+        await wait_until(lambda: pubsub_failing(setup), 10, "health to report pubsub down")
+        yield restore
+    finally:
+        if not restored:
+            await restore()
+        await admin.aclose()
 
 
 async def run_with_fault(setup: Setup, fault: Callable[[Setup], Any]) -> Scenario:
@@ -223,16 +249,11 @@ async def test_a_sign_out_missed_by_a_cut_off_subscription_closes_its_sockets_la
     staying, _ = await browser_login(server, "alice")
     signed_out = await cookie_socket(server, leaving)
     still_in = await cookie_socket(server, staying)
-    admin = redis.from_url(setup.redis.url)
-    subscribe = ["subscribe", "ssubscribe", "psubscribe"]
     try:
-        # Every process loses its subscription and cannot subscribe again; the rest works.
-        await admin.execute_command("ACL", "SETUSER", "default", *(f"-{c}" for c in subscribe))
-        await admin.client_kill_filter(_type="pubsub")
-        await wait_until(lambda: pubsub_failing(setup), 10, "health to report pubsub down")
-        await logout_session(server, leaving, csrf)  # published, and heard by no process
-        meanwhile = await bob.send(chat_id, "sent while nobody listened")  # in the logs only
-        await admin.execute_command("ACL", "SETUSER", "default", *(f"+{c}" for c in subscribe))
+        async with subscriptions_cut_off(setup) as subscribe_again:
+            await logout_session(server, leaving, csrf)  # published, and heard by no process
+            meanwhile = await bob.send(chat_id, "sent while nobody listened")  # in the logs
+            await subscribe_again()
         await wait_until(lambda: pubsub_healthy(setup), 15, "pubsub to recover")
 
         frames, code = await frames_until_closed(signed_out)
@@ -244,7 +265,6 @@ async def test_a_sign_out_missed_by_a_cut_off_subscription_closes_its_sockets_la
     finally:
         await signed_out.close()
         await still_in.close()
-        await admin.aclose()
 
 
 async def test_a_database_that_hangs_after_a_gap_holds_the_cookie_sockets_back_briefly(
@@ -261,23 +281,18 @@ async def test_a_database_that_hangs_after_a_gap_holds_the_cookie_sockets_back_b
     chat_id = await alice.group(bob)
     cookie, _ = await browser_login(server, "alice")
     sock = await cookie_socket(server, cookie)
-    admin = redis.from_url(setup.redis.url)
-    subscribe = ["subscribe", "ssubscribe", "psubscribe"]
     engine = create_async_engine(setup.deployment.database_url)
     try:
-        await admin.execute_command("ACL", "SETUSER", "default", *(f"-{c}" for c in subscribe))
-        await admin.client_kill_filter(_type="pubsub")
-        await wait_until(lambda: pubsub_failing(setup), 10, "health to report pubsub down")
-        sent = await bob.send(chat_id, "in the logs before the database hung")
-        async with engine.connect() as locker:
-            await locker.execute(text("LOCK TABLE browser_sessions IN ACCESS EXCLUSIVE MODE"))
-            await admin.execute_command("ACL", "SETUSER", "default", *(f"+{c}" for c in subscribe))
-            got = await sock.next_of("message.created", timeout=15)
-            assert got["data"]["id"] == sent["id"]
-            await locker.rollback()
+        async with subscriptions_cut_off(setup) as subscribe_again:
+            sent = await bob.send(chat_id, "in the logs before the database hung")
+            async with engine.connect() as locker:
+                await locker.execute(text("LOCK TABLE browser_sessions IN ACCESS EXCLUSIVE MODE"))
+                await subscribe_again()
+                got = await sock.next_of("message.created", timeout=15)
+                assert got["data"]["id"] == sent["id"]
+                await locker.rollback()
     finally:
         await sock.close()
-        await admin.aclose()
         await engine.dispose()
     assert "could not check the browser sessions of sockets" in server.log()
 
