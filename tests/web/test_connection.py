@@ -21,6 +21,15 @@ pytestmark = pytest.mark.timeout(120)
 TRUTHFUL_WITHIN_MS = 30_000
 
 
+def signed_in(pages: Pages, web_server: WebServer, who: Person, *, expected_errors: str) -> Page:
+    """A new page where `who` has signed in; console errors matching `expected_errors` (a
+    regex) are what the test provokes."""
+    page = pages.new()
+    pages.allow(expected_errors)
+    sign_in(page, web_server, who)
+    return page
+
+
 def open_chat(page: Page, chat_id: int) -> None:
     chat_link(page, chat_id).click()
     expect(page.locator("#chat-pane")).to_be_visible()
@@ -32,9 +41,8 @@ def test_offline_shows_at_once_and_errors_clear_when_back(
     fay = person(web_server, "fay", "Fay")
     gus = person(web_server, "gus", "Gus")
     chat_id = chat(web_server, fay, gus)
-    page = pages.new()
-    pages.allow(r"ERR_INTERNET_DISCONNECTED")  # what the browser logs for every try offline
-    sign_in(page, web_server, fay)
+    # The browser logs ERR_INTERNET_DISCONNECTED for every try offline.
+    page = signed_in(pages, web_server, fay, expected_errors=r"ERR_INTERNET_DISCONNECTED")
     open_chat(page, chat_id)
 
     page.context.set_offline(True)
@@ -127,9 +135,8 @@ def test_a_proxy_answering_for_a_server_it_cannot_reach_counts_as_unreachable(
     mae = person(web_server, "mae", "Mae")
     ned = person(web_server, "ned", "Ned")
     chat_id = chat(web_server, mae, ned)
-    page = pages.new()
-    pages.allow(r"status of 50[234]")  # the browser logs each of the proxy's answers
-    sign_in(page, web_server, mae)
+    # The browser logs each of the proxy's answers as an error.
+    page = signed_in(pages, web_server, mae, expected_errors=r"status of 50[234]")
     open_chat(page, chat_id)
     proxy_answers = [
         {"status": 504, "content_type": "text/html", "body": "<h1>504 Gateway Time-out</h1>"},
@@ -172,9 +179,7 @@ def test_parleys_own_503_shows_its_detail_and_no_network_banner(
     oli = person(web_server, "oli", "Oli")
     pam = person(web_server, "pam", "Pam")
     chat_id = chat(web_server, oli, pam)
-    page = pages.new()
-    pages.allow(r"status of 503")
-    sign_in(page, web_server, oli)
+    page = signed_in(pages, web_server, oli, expected_errors=r"status of 503")
     open_chat(page, chat_id)
     detail = "The database is unavailable; try again shortly."
 
@@ -200,9 +205,8 @@ def test_an_answer_cut_off_midway_counts_as_unreachable(
     quin = person(web_server, "quin", "Quin")
     rae = person(web_server, "rae", "Rae")
     chat_id = chat(web_server, quin, rae)
-    page = pages.new()
-    pages.allow(r"ERR_CONTENT_LENGTH_MISMATCH")  # what the browser logs for the cut answer
-    sign_in(page, web_server, quin)
+    # The browser logs the cut answer as ERR_CONTENT_LENGTH_MISMATCH.
+    page = signed_in(pages, web_server, quin, expected_errors=r"ERR_CONTENT_LENGTH_MISMATCH")
     with cut_off_answers() as cut_url:
         page.route(f"**/chats/{chat_id}/messages?*", lambda route: route.continue_(url=cut_url))
         open_chat(page, chat_id)
@@ -251,9 +255,8 @@ def open_chat_holding_its_history(
     pages: Pages, web_server: WebServer, who: Person, chat_id: int
 ) -> tuple[Page, list[Route]]:
     """Sign `who` in and open the chat, its history request held (unanswered) in the list."""
-    page = pages.new()
-    pages.allow(r"ERR_INTERNET_DISCONNECTED")  # what the browser logs for every try offline
-    sign_in(page, web_server, who)
+    # The browser logs ERR_INTERNET_DISCONNECTED for every try offline.
+    page = signed_in(pages, web_server, who, expected_errors=r"ERR_INTERNET_DISCONNECTED")
     held: list[Route] = []
     page.route(f"**/chats/{chat_id}/messages?*", lambda route: held.append(route))
     with page.expect_request(lambda request: "/messages?" in request.url):
