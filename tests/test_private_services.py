@@ -20,6 +20,7 @@ from redis.cluster import RedisCluster as ClusterClient
 from redis.crc import key_slot
 
 from tests.fixtures.plugin import PrivateRedisFactory
+from tests.fixtures.ports import free_port
 from tests.fixtures.services import ClusterNode, PrivatePostgres, RedisCluster
 
 pytestmark = pytest.mark.services_only
@@ -190,3 +191,11 @@ def test_a_graceful_cluster_failover_swaps_master_and_replica(
     assert demoted.master_id == new.node_id
     with new.server.client() as c:
         assert c.get(key) == b"moved"
+
+
+def test_free_ports_are_never_handed_out_twice() -> None:
+    # A port is bound only when its service starts: two calls before then must not get the
+    # same one, nor a port that is another's cluster bus port (port + 10000).
+    ports = [free_port(plus=10_000) for _ in range(300)] + [free_port() for _ in range(300)]
+    taken = ports + [port + 10_000 for port in ports[:300]]
+    assert len(set(taken)) == len(taken)
