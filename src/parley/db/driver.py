@@ -66,11 +66,29 @@ class DriverQuery:
         first row, or None."""
         return await fetchrow(engine, self.sql, self.arguments(params))
 
+    async def fetch(self, engine: AsyncEngine, params: Mapping[str, Any]) -> list[asyncpg.Record]:
+        """Run the statement in autocommit on one of `engine`'s pooled connections; its rows."""
+        return await fetch(engine, self.sql, self.arguments(params))
+
 
 async def fetchrow(
     engine: AsyncEngine, sql: str, arguments: Sequence[Any]
 ) -> asyncpg.Record | None:
-    """`sql` with `arguments` on one of `engine`'s pooled connections, outside a transaction."""
+    """`sql` with `arguments` on one of `engine`'s pooled connections, outside a transaction;
+    its first row, or None."""
+    rows = await _run(engine, sql, arguments, first_only=True)
+    return rows[0] if rows else None
+
+
+async def fetch(engine: AsyncEngine, sql: str, arguments: Sequence[Any]) -> list[asyncpg.Record]:
+    """`sql` with `arguments` on one of `engine`'s pooled connections, outside a transaction;
+    all its rows."""
+    return await _run(engine, sql, arguments, first_only=False)
+
+
+async def _run(
+    engine: AsyncEngine, sql: str, arguments: Sequence[Any], *, first_only: bool
+) -> list[asyncpg.Record]:
     generation = _generations.get(engine.sync_engine, 0)
     try:
         connection = await engine.raw_connection()
@@ -82,9 +100,13 @@ async def fetchrow(
     done = False
     try:
         driver: asyncpg.Connection = connection.driver_connection
-        row = await driver.fetchrow(sql, *arguments)
+        if first_only:
+            row = await driver.fetchrow(sql, *arguments)
+            rows = [] if row is None else [row]
+        else:
+            rows = await driver.fetch(sql, *arguments)
         done = True
-        return row
+        return rows
     except Exception as exc:
         # An error from PostgreSQL is about the statement; anything else (the protocol,
         # the socket) leaves the connection unusable, like a lost one.

@@ -129,8 +129,7 @@ class Relay:
     async def _relay_events(self) -> bool:
         open_ = await self._bus.gate_is_open()
         older_than = utcnow() - timedelta(seconds=self._grace) if open_ else None
-        async with self._db.session() as session:
-            rows = await store.unpublished(session, kind=EVENT, older_than=older_than)
+        rows = await store.unpublished(self._db, kind=EVENT, older_than=older_than)
         if rows:
             if open_:
                 await self._bus.close_gate()
@@ -149,8 +148,7 @@ class Relay:
         if now < self._next_job_try:
             return
         older_than = utcnow() - timedelta(seconds=self._grace)
-        async with self._db.session() as session:
-            rows = await store.unpublished(session, kind=JOB, older_than=older_than)
+        rows = await store.unpublished(self._db, kind=JOB, older_than=older_than)
         if not rows:
             self._job_backoff = 0.0
             return

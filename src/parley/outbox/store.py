@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import cast
 
-from sqlalchemy import BigInteger, Table, any_, bindparam, delete, select, update
+from sqlalchemy import BigInteger, Select, Table, any_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,18 +22,50 @@ BATCH = 500
 
 
 async def unpublished(
-    session: AsyncSession, *, kind: str, older_than: datetime | None, limit: int = BATCH
+    db: Database, *, kind: str, older_than: datetime | None, limit: int = BATCH
 ) -> list[Pending]:
-    """Unpublished rows of one kind in id order, optionally only those created before a time."""
+    """Unpublished rows of one kind in id order, optionally only those created before a time.
+
+    On PostgreSQL one statement on the driver: the leading relay asks twice a tick, every
+    half second, busy or idle, and almost always finds nothing; a session's BEGIN, ROLLBACK
+    and ORM loading cost several times the SELECT.
+    """
+    if runs_on_driver(db.engine):
+        params = {"kind": kind, "older_than": older_than, "limit": limit}
+        records = await _unpublished(db.engine.dialect, older_than is not None).fetch(
+            db.engine, params
+        )
+        return [
+            Pending(
+                row_id=record["id"],
+                kind=record["kind"],
+                topic=record["topic"],
+                recipients=tuple(int(u) for u in record["recipients"] or ()),
+                body=record["body"],
+                run_at=record["run_at"],
+            )
+            for record in records
+        ]
+    params = {"kind": kind} if older_than is None else {"kind": kind, "older_than": older_than}
+    async with db.session() as session:
+        stmt = _unpublished_select(older_than is not None).limit(limit)
+        return [Pending.of(row) for row in await session.scalars(stmt, params)]
+
+
+def _unpublished_select(before_a_time: bool) -> Select[OutboxRow]:
     stmt = (
         select(OutboxRow)
-        .where(OutboxRow.published_at.is_(None), OutboxRow.kind == kind)
+        .where(OutboxRow.published_at.is_(None), OutboxRow.kind == bindparam("kind"))
         .order_by(OutboxRow.id)
-        .limit(limit)
     )
-    if older_than is not None:
-        stmt = stmt.where(OutboxRow.created_at < older_than)
-    return [Pending.of(row) for row in await session.scalars(stmt)]
+    if before_a_time:
+        stmt = stmt.where(OutboxRow.created_at < bindparam("older_than", type_=UTCDateTime))
+    return stmt
+
+
+@lru_cache(maxsize=16)
+def _unpublished(dialect: Dialect, before_a_time: bool) -> DriverQuery:
+    return DriverQuery(_unpublished_select(before_a_time).limit(bindparam("limit")), dialect)
 
 
 async def recently_published_events(session: AsyncSession, since: datetime) -> list[Pending]:
