@@ -76,21 +76,32 @@ def process_tree(pid: int) -> list[int]:
     return seen
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (the 3rd on); None once gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_by_pid(pids: Sequence[int]) -> dict[int, float]:
     """User + system CPU seconds used so far by each of these processes that is alive."""
     out: dict[int, float] = {}
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (14, 15)
+        if (fields := _stat_fields(pid)) is not None:
+            out[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (14, 15)
     return out
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU time used so far by these processes (those still alive)."""
     return sum(cpu_by_pid(pids).values())
+
+
+def kernel_cpu_seconds(pids: Sequence[int]) -> float:
+    """System CPU time (in the kernel, on their behalf) used so far by these processes."""
+    fields = (_stat_fields(pid) for pid in pids)
+    return sum(int(f[12]) for f in fields if f is not None) / CLK_TCK  # stime (15)
 
 
 def machine_busy_seconds() -> tuple[float, float]:

@@ -99,6 +99,7 @@ from _common import (
     create_database,
     create_group,
     free_port,
+    kernel_cpu_seconds,
     machine_busy_seconds,
     new_secret,
     parley_migrate,
@@ -500,6 +501,12 @@ class Measurement:
         return self.cpu.get("server", math.nan) / max(self.unique, 1) * 1e6
 
     @property
+    def server_kernel_share(self) -> float:
+        """The share of the server's CPU spent in the kernel (system time): the writes,
+        reads and wakeups; the rest is Python and the C extensions it calls."""
+        return self.cpu.get("server_kernel", math.nan) / (self.cpu.get("server") or math.nan)
+
+    @property
     def generator_share(self) -> float:
         """The sender's and receivers' CPU as a share of the machine's."""
         load = self.cpu.get("sender", 0.0) + self.cpu.get("receivers", 0.0)
@@ -566,7 +573,8 @@ class Measurement:
                 f" ({server / window:.0%} of a core;"
                 f" {server / messages * 1e3:.2f} ms per message,"
                 f" {self.server_us_per_delivery:.1f} us per delivery,"
-                f" {self.idle_cpu:.0%} of a core while idle), redis {redis_s:.1f},"
+                f" {self.idle_cpu:.0%} of a core while idle,"
+                f" {self.server_kernel_share:.0%} of it in the kernel), redis {redis_s:.1f},"
                 f" postgres backends {postgres:.1f} ({postgres / messages * 1e3:.2f} ms/message),"
                 f" load generator {sender + receivers:.1f}"
                 f" (sender {sender:.1f} = {sender / window / cores:.0%} of the machine,"
@@ -742,6 +750,7 @@ async def measure(
         server_pids = target.server.pids
         receiver_pids = [r.proc.pid for r in receivers]
         pg0 = {pid: cpu_seconds([pid]) for pid in await pg_backends(target.database)}
+        kernel0 = kernel_cpu_seconds(server_pids)
         cpu0 = (
             cpu_seconds(server_pids),
             cpu_seconds(receiver_pids),
@@ -772,6 +781,7 @@ async def measure(
         busy1, total1 = machine_busy_seconds()
         m.cpu = {
             "server": cpu_seconds(server_pids) - cpu0[0],
+            "server_kernel": kernel_cpu_seconds(server_pids) - kernel0,
             "receivers": cpu_seconds(receiver_pids) - cpu0[1],
             "sender": time.process_time() - cpu0[2],
             "redis": await redis_cpu(redis_client) - cpu0[3],
@@ -1055,7 +1065,8 @@ async def saturate(
             f" p99 {m.ms(99):7.1f} ms, lost {m.lost}, dup. {m.duplicates},"
             f" errors {sum(m.send_errors.values())};"
             f" server {m.server_us_per_delivery:.1f} us per delivery"
-            f" ({m.cpu.get('server', 0.0) / (m.window or math.nan):.0%} of a core);"
+            f" ({m.cpu.get('server', 0.0) / (m.window or math.nan):.0%} of a core,"
+            f" {m.server_kernel_share:.0%} of it in the kernel);"
             f" load generator {m.generator_share:.0%} of the machine;"
             f" machine {m.cpu.get('busy', 0.0):.0f} of {m.cpu.get('total', 0.0):.0f} CPU-s busy"
             f" -> {'clean' if m.clean else 'SATURATED'}",
