@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from parley.outbox.models import EVENT, OutboxRow
 from parley.realtime.bus import LogEvent
@@ -23,14 +25,21 @@ class Pending:
     @classmethod
     def of(cls, row: OutboxRow) -> Pending:
         """The in-memory copy of a row read from (or just written to) the database."""
-        return cls(
-            row_id=row.id,
-            kind=row.kind,
-            topic=row.topic,
-            recipients=tuple(int(u) for u in row.recipients or ()),
-            body=row.body,
-            run_at=row.run_at,
-        )
+        return cls.of_columns(row.id, row.kind, row.topic, row.recipients, row.body, row.run_at)
+
+    @classmethod
+    def of_columns(
+        cls,
+        row_id: int,
+        kind: str,
+        topic: str,
+        recipients: Sequence[Any] | None,
+        body: str,
+        run_at: datetime | None,
+    ) -> Pending:
+        """The in-memory copy of a row's columns as stored (`recipients` a JSON list, or
+        None), however they were read."""
+        return cls(row_id, kind, topic, tuple(int(u) for u in recipients or ()), body, run_at)
 
     @property
     def is_event(self) -> bool:

@@ -36,13 +36,13 @@ async def unpublished(
             db.engine, params
         )
         return [
-            Pending(
-                row_id=record["id"],
-                kind=record["kind"],
-                topic=record["topic"],
-                recipients=tuple(int(u) for u in record["recipients"] or ()),
-                body=record["body"],
-                run_at=record["run_at"],
+            Pending.of_columns(
+                record["id"],
+                record["kind"],
+                record["topic"],
+                record["recipients"],
+                record["body"],
+                record["run_at"],
             )
             for record in records
         ]
