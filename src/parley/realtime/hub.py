@@ -10,7 +10,7 @@ import structlog
 from starlette.websockets import WebSocket
 
 from parley.ops.metrics import WS_OPEN
-from parley.realtime.bus import Bus, ReplayUnavailable
+from parley.realtime.bus import Bus, Position, ReplayUnavailable
 from parley.realtime.codec import RESYNC_FRAME, SESSION_ENDED_TYPE, ready_frame
 from parley.realtime.connection import Connection
 from parley.realtime.ws_protocol import direct_writer
@@ -58,6 +58,7 @@ class Hub:
         self.queue_size = queue_size
         self._sockets: dict[WebSocket, Connection] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._gaps_ended = 0  # how many times live delivery came back after a gap
         bus.on_gap(self._after_gap)
 
     @property
@@ -91,10 +92,7 @@ class Hub:
         )
         self.bus.listen(user_id, conn.offer)
         try:
-            if browser_session_id is not None and not await self.sessions.lives(
-                user_id, browser_session_id
-            ):
-                raise SignedOut
+            await self._check_signed_in(conn)
             await self._start_at(conn, last_event_id, refill=False)
         except BaseException:
             self.bus.unlisten(user_id, conn.offer)
@@ -119,20 +117,45 @@ class Hub:
 
         A new socket always gets `ready`; a refill only after a resync (its position then
         starts over), since its client already knows where it is otherwise.
+
+        Live delivery may come back from a gap while the log is read, and what was
+        published between the log's answer and the new subscription then reached neither.
+        So while a gap ended during the last read, the log is read again after that read's
+        position, live frames still waiting (and a browser session's socket is first closed
+        if the session has ended: the notice may have gone missing too).
         """
         conn.hold()
-        restart = False
-        try:
-            position = await self.bus.position(conn.user_id, after_id)
-        except ReplayUnavailable:
+        gaps = self._gaps_ended
+        position, restart = await self._read_log(conn.user_id, after_id)
+        frames = list(position.frames)
+        while self._gaps_ended != gaps:
+            gaps = self._gaps_ended
+            await self._check_signed_in(conn)
+            position, again = await self._read_log(conn.user_id, position.last_event_id)
+            if again:
+                frames, restart = [], True
+            frames.extend(position.frames)
+        if restart:
             conn.push_text(RESYNC_FRAME)
-            position = await self.bus.position(conn.user_id, None)
-            restart = True
-        for frame in position.frames:
+        for frame in frames:
             conn.push(frame)
         if restart or not refill:
             conn.push_text(ready_frame(position.last_event_id))
         conn.go_live(position.last_event_id, restart=restart)
+
+    async def _read_log(self, user_id: int, after_id: str | None) -> tuple[Position, bool]:
+        """The user's log after `after_id`; or, with True (the client must resync), the
+        position at its end when the log no longer holds that id."""
+        try:
+            return await self.bus.position(user_id, after_id), False
+        except ReplayUnavailable:
+            return await self.bus.position(user_id, None), True
+
+    async def _check_signed_in(self, conn: Connection) -> None:
+        """Raise SignedOut if `conn` was opened by a browser session that has ended."""
+        session_id = conn.browser_session_id
+        if session_id is not None and not await self.sessions.lives(conn.user_id, session_id):
+            raise SignedOut
 
     def _after_gap(self) -> None:
         """Live delivery may have missed events: refill every socket from the log.
@@ -141,13 +164,16 @@ class Hub:
         are held (given nothing) until the database says which sessions still live, then
         the others are closed and the rest refilled.
         """
+        self._gaps_ended += 1  # a start or refill reading the log meanwhile reads on
         by_cookie: dict[Connection, tuple[int, int]] = {}
         for conn in list(self._sockets.values()):
+            # From now on live frames wait for the refill: one written before it reads the
+            # log would move the socket past what the gap missed.
+            conn.hold()
             session_id = conn.browser_session_id
             if session_id is None:
                 self._in_background(self._refill(conn))
             else:
-                conn.hold()
                 by_cookie[conn] = (conn.user_id, session_id)
         if by_cookie:
             self._in_background(self._refill_if_signed_in(by_cookie))
@@ -174,6 +200,8 @@ class Hub:
         async with conn.refilling:
             try:
                 await self._start_at(conn, conn.position, refill=True)
+            except SignedOut:
+                conn.signed_out()
             except Exception as exc:  # the log cannot be read now; the next gap refills
                 log.warning("could not refill a socket from the log", error=str(exc)[:200])
                 conn.go_live(conn.position or "0-0")
