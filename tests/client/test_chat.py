@@ -7,6 +7,7 @@ of a few seconds, so the session has to renew its token to get through these tes
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -234,7 +235,11 @@ def test_slash_commands(
     term.wait_for_line(message_row(hers, alice.username), "the group's history")
     term.enter("tpyo")
     line = term.wait_for_line(lambda line: line.endswith(f"{bob.username}: tpyo"), "bob's message")
-    mine = line.split()[0].removeprefix("#")
+    # The row may share its line with the prompt ("Crew> #8 ..."), printed before the prompt
+    # was cleared: its id is the first "#<digits>".
+    found = re.search(r"#(\d+) ", line)
+    assert found, line
+    mine = found.group(1)
 
     term.enter(f"/edit {mine} typo")
     term.wait_for_text(f"#{mine} edited by {bob.username}: typo")
