@@ -6,8 +6,9 @@ the order it wants, rather than wait for a race:
 
 - When the process's subscription was cut off and comes back meanwhile, the refill after
   the gap does not know the socket yet, and what was published after the log answered and
-  before the new subscription reached neither the read nor the socket: the process must
-  refill it too.
+  before the new subscription reached neither the read nor the socket: the start must read
+  the log on before going live, and a message delivered live meanwhile must not carry the
+  socket past the missed one.
 - When the browser session that opened the socket signs out meanwhile, the socket closes
   with 4401 at once, and gets nothing of what its start reads.
 """
